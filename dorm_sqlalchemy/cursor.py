@@ -1,0 +1,302 @@
+"""Streaming cursors for raw SQL: :meth:`Dorm.exec` and :meth:`Dorm.aexec`.
+
+A cursor runs one statement in its own transaction (the driver is in
+autocommit mode) and hands out rows as SQLite produces them, so memory stays
+flat on any result size. It holds a connection of the tenant until the last
+row has been read or :meth:`Cursor.close` is called; a cursor that is dropped
+half-read gives its connection back when it is garbage collected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exc as sa_exc
+
+from .connections import is_busy_error
+from .errors import DormError, TenantBusy
+
+if TYPE_CHECKING:
+    from .engines import TenantEngines
+
+__all__ = ["Cursor", "AsyncCursor", "Row"]
+
+Row = sqlite3.Row
+"""A result row: indexable by position and by column name, with ``keys()``."""
+
+_FIRST_KEYWORD = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*([A-Za-z]+)", re.DOTALL)
+_TRANSACTION_KEYWORDS = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
+
+ASYNC_BATCH_ROWS = 256
+"""Rows fetched per worker-thread hop by :class:`AsyncCursor`."""
+
+
+def _check_statement(sql: object) -> str:
+    if not isinstance(sql, str):
+        raise TypeError(f"SQL must be a str, got {type(sql).__name__}: {sql!r}")
+    match = _FIRST_KEYWORD.match(sql)
+    if match and match.group(1).upper() in _TRANSACTION_KEYWORDS:
+        raise DormError(
+            f"{match.group(1).upper()} is not allowed in dorm.exec(): each call runs "
+            "in its own transaction; use dorm.session(tenant) or "
+            "dorm.engine(tenant).begin() for a transaction of several statements"
+        )
+    return sql
+
+
+def _bind_parameters(params: Sequence[Any]) -> Sequence[Any] | Mapping[str, Any]:
+    if len(params) == 1 and isinstance(params[0], Mapping):
+        return params[0]
+    return params
+
+
+def _translate(error: sqlite3.Error, sql: str, params: Any, tenant: str, timeout: float) -> Exception:
+    if is_busy_error(error):
+        return TenantBusy(tenant, timeout)
+    return sa_exc.DBAPIError.instance(sql, params, error, sqlite3.Error, hide_parameters=True)
+
+
+class Cursor:
+    """The streaming result of one statement on one tenant.
+
+    Iterate it for :data:`Row` objects, or use :meth:`all`, :meth:`one`,
+    :meth:`first`, :meth:`raw` and :meth:`scalar`.
+    """
+
+    def __init__(
+        self,
+        entry: TenantEngines,
+        connection: sqlite3.Connection,
+        dbapi_cursor: sqlite3.Cursor,
+        changes_before: int,
+    ) -> None:
+        self.tenant = entry.tenant
+        self.column_names: tuple[str, ...] = tuple(
+            column[0] for column in dbapi_cursor.description or ()
+        )
+        self.rows_read = 0
+        self._rows_written: int | None = None
+        self._entry = entry
+        self._connection: sqlite3.Connection | None = connection
+        self._cursor: sqlite3.Cursor | None = dbapi_cursor
+        self._changes_before = changes_before
+        self._finalizer = weakref.finalize(
+            self, _release, entry, connection, dbapi_cursor
+        )
+        if dbapi_cursor.description is None:
+            self.close()
+
+    @classmethod
+    def execute(cls, entry: TenantEngines, sql: str, params: Sequence[Any]) -> Cursor:
+        sql = _check_statement(sql)
+        parameters = _bind_parameters(params)
+        connection = entry.acquire_statement_connection()
+        try:
+            changes_before = connection.total_changes
+            dbapi_cursor = connection.execute(sql, parameters)
+        except sqlite3.Error as error:
+            entry.release_statement_connection(connection)
+            raise _translate(
+                error, sql, parameters, entry.tenant, entry.settings.busy_timeout
+            ) from error
+        except BaseException:
+            entry.release_statement_connection(connection)
+            raise
+        return cls(entry, connection, dbapi_cursor, changes_before)
+
+    # -- rows --------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Row]:
+        return self._rows(Row)
+
+    def raw(self) -> Iterator[tuple[Any, ...]]:
+        """Iterate over the remaining rows as plain tuples of values."""
+        return self._rows(None)
+
+    def _rows(self, row_factory: Any) -> Iterator[Any]:
+        cursor = self._cursor
+        if cursor is None:
+            return
+        cursor.row_factory = row_factory
+        try:
+            for row in cursor:
+                self.rows_read += 1
+                yield row
+        except sqlite3.Error as error:
+            self.close()
+            raise _translate(
+                error, "", (), self.tenant, self._entry.settings.busy_timeout
+            ) from error
+        self.close()
+
+    def fetchmany(self, size: int, *, raw: bool = False) -> list[Any]:
+        """Return up to ``size`` more rows; an empty list means the end."""
+        cursor = self._cursor
+        if cursor is None:
+            return []
+        cursor.row_factory = None if raw else Row
+        try:
+            rows = cursor.fetchmany(size)
+        except sqlite3.Error as error:
+            self.close()
+            raise _translate(
+                error, "", (), self.tenant, self._entry.settings.busy_timeout
+            ) from error
+        self.rows_read += len(rows)
+        if len(rows) < size:
+            self.close()
+        return rows
+
+    def all(self) -> list[Row]:
+        """Return every remaining row."""
+        return list(self)
+
+    def first(self) -> Row | None:
+        """Return the first row, or ``None`` when there is none, and close the cursor."""
+        rows = self.fetchmany(1)
+        self.close()
+        return rows[0] if rows else None
+
+    def one(self) -> Row:
+        """Return the only row; raise ``NoResultFound`` or ``MultipleResultsFound`` otherwise."""
+        rows = self.fetchmany(2)
+        self.close()
+        if not rows:
+            raise sa_exc.NoResultFound(
+                f"tenant {self.tenant!r}: the statement returned no rows where one was expected"
+            )
+        if len(rows) > 1:
+            raise sa_exc.MultipleResultsFound(
+                f"tenant {self.tenant!r}: the statement returned more than one row "
+                "where one was expected; use first() or all()"
+            )
+        return rows[0]
+
+    def scalar(self) -> Any:
+        """Return the first column of the first row, or ``None`` when there are no rows."""
+        row = self.first()
+        return None if row is None else row[0]
+
+    # -- counts and closing ------------------------------------------------
+
+    @property
+    def rows_written(self) -> int:
+        """Rows inserted, updated or deleted by the statement (SQLite's change counter)."""
+        if self._rows_written is not None:
+            return self._rows_written
+        if self._connection is None:
+            return 0
+        return self._connection.total_changes - self._changes_before
+
+    @property
+    def closed(self) -> bool:
+        return self._connection is None
+
+    def close(self) -> None:
+        """Finish the statement and give the connection back; idempotent."""
+        connection = self._connection
+        if connection is None:
+            return
+        self._rows_written = connection.total_changes - self._changes_before
+        self._connection = None
+        self._cursor = None
+        self._finalizer()
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Cursor tenant={self.tenant!r} columns={list(self.column_names)} {state}>"
+
+
+def _release(entry: TenantEngines, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
+    cursor.close()
+    entry.release_statement_connection(connection)
+
+
+class AsyncCursor:
+    """The async form of :class:`Cursor`: ``async for row in cursor``.
+
+    SQLite calls run in a worker thread, :data:`ASYNC_BATCH_ROWS` rows at a
+    time, so the event loop is never blocked by a long result.
+    """
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+
+    @classmethod
+    async def execute(cls, entry: TenantEngines, sql: str, params: Sequence[Any]) -> AsyncCursor:
+        cursor = await asyncio.to_thread(Cursor.execute, entry, sql, params)
+        return cls(cursor)
+
+    @property
+    def tenant(self) -> str:
+        return self._cursor.tenant
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return self._cursor.column_names
+
+    @property
+    def rows_read(self) -> int:
+        return self._cursor.rows_read
+
+    @property
+    def rows_written(self) -> int:
+        return self._cursor.rows_written
+
+    def __aiter__(self) -> AsyncIterator[Row]:
+        return self._batches(raw=False)
+
+    def raw(self) -> AsyncIterator[tuple[Any, ...]]:
+        """Iterate asynchronously over the remaining rows as tuples."""
+        return self._batches(raw=True)
+
+    async def _batches(self, *, raw: bool) -> AsyncIterator[Any]:
+        while True:
+            rows = await asyncio.to_thread(self._cursor.fetchmany, ASYNC_BATCH_ROWS, raw=raw)
+            for row in rows:
+                yield row
+            if not rows:
+                return
+
+    async def all(self) -> list[Row]:
+        return [row async for row in self]
+
+    async def first(self) -> Row | None:
+        return await asyncio.to_thread(self._cursor.first)
+
+    async def one(self) -> Row:
+        return await asyncio.to_thread(self._cursor.one)
+
+    async def scalar(self) -> Any:
+        return await asyncio.to_thread(self._cursor.scalar)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._cursor.close)
+
+    async def __aenter__(self) -> AsyncCursor:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

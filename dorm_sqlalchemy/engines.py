@@ -1,0 +1,224 @@
+"""The engine cache: one sync engine (and, on demand, one async engine) per tenant.
+
+Engines are created lazily and kept in a bounded LRU. Each file database in
+WAL mode costs three file descriptors per pooled connection (the database,
+``-wal`` and ``-shm``), so an unbounded cache runs out of descriptors after a
+few hundred tenants. When the cache is full, the least recently used tenant
+is *retired*: its idle connections are closed at once, and connections still
+checked out (by a session in the middle of a transaction, say) are closed
+when they are checked in. A retired engine keeps working for whoever still
+holds it; it just stops keeping connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections import OrderedDict, deque
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from .connections import ConnectionSettings, configure_dbapi_connection, install_connection_events
+from .naming import TenantName
+from .storage import TenantStorage
+
+__all__ = ["TenantEngines", "EngineCache", "DEFAULT_MAX_ENGINES", "DEFAULT_POOL_SIZE"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ENGINES = 64
+"""Tenants whose engines stay open at once; with the default pool size, idle
+connections of a full cache hold at most 64 x 4 x 3 = 768 file descriptors."""
+
+DEFAULT_POOL_SIZE = 4
+"""Connections each tenant engine keeps open when idle."""
+
+STATEMENT_CONNECTIONS = 2
+"""Idle DBAPI connections kept per tenant for ``Dorm.exec``."""
+
+
+class TenantEngines:
+    """The engines of one tenant and the connections checked out of them."""
+
+    def __init__(
+        self,
+        tenant: TenantName,
+        storage: TenantStorage,
+        settings: ConnectionSettings,
+        *,
+        pool_size: int,
+        engine_options: dict[str, Any],
+    ) -> None:
+        self.tenant = tenant
+        self.storage = storage
+        self.settings = settings
+        self.retired = False
+        self.checked_out = 0
+
+        self._pool_size = pool_size
+        self._engine_options = engine_options
+        self._lock = threading.Lock()
+        self._async_engine: AsyncEngine | None = None
+        self._statement_connections: deque[sqlite3.Connection] = deque()
+
+        self.engine = self._create_sync_engine(storage.sync_url(tenant))
+
+    # -- engines ---------------------------------------------------------
+
+    def _create_sync_engine(self, url: URL) -> Engine:
+        options: dict[str, Any] = {"pool_size": self._pool_size, "max_overflow": 16}
+        options.update(self._engine_options)
+        engine = create_engine(url, **options)
+        self._install_events(engine)
+        return engine
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        if self._async_engine is None:
+            with self._lock:
+                if self._async_engine is None:
+                    options: dict[str, Any] = {"pool_size": self._pool_size, "max_overflow": 16}
+                    options.update(self._engine_options)
+                    engine = create_async_engine(self.storage.async_url(self.tenant), **options)
+                    self._install_events(engine.sync_engine)
+                    self._async_engine = engine
+        return self._async_engine
+
+    def _install_events(self, engine: Engine) -> None:
+        install_connection_events(
+            engine, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
+        )
+        is_async = engine.dialect.is_async
+
+        @event.listens_for(engine, "checkout")
+        def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+            with self._lock:
+                self.checked_out += 1
+
+        @event.listens_for(engine, "checkin")
+        def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            with self._lock:
+                self.checked_out -= 1
+            # An aiosqlite connection can only be closed from the event loop,
+            # so retired async engines are disposed by Dorm.aclose() instead.
+            if self.retired and not is_async and dbapi_connection is not None:
+                record.close()
+
+    # -- statement connections -------------------------------------------
+
+    def acquire_statement_connection(self) -> sqlite3.Connection:
+        """Take a DBAPI connection for one ``Dorm.exec`` statement.
+
+        A pool checkout costs about twice a point query on SQLite, so
+        ``Dorm.exec`` keeps its own small stack of configured connections.
+        """
+        try:
+            connection = self._statement_connections.pop()
+        except IndexError:
+            connection = self.storage.connect(self.tenant)
+            configure_dbapi_connection(
+                connection, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
+            )
+        with self._lock:
+            self.checked_out += 1
+        return connection
+
+    def release_statement_connection(self, connection: sqlite3.Connection) -> None:
+        """Return a connection taken by :meth:`acquire_statement_connection`."""
+        with self._lock:
+            self.checked_out -= 1
+        if connection.in_transaction:
+            connection.rollback()
+        if self.retired or len(self._statement_connections) >= STATEMENT_CONNECTIONS:
+            connection.close()
+        else:
+            self._statement_connections.append(connection)
+
+    # -- disposal ----------------------------------------------------------
+
+    def retire(self) -> None:
+        """Close idle connections now and every other one when it is checked in."""
+        self.retired = True
+        self.engine.dispose()
+        self._close_statement_connections()
+
+    def _close_statement_connections(self) -> None:
+        while True:
+            try:
+                connection = self._statement_connections.pop()
+            except IndexError:
+                return
+            connection.close()
+
+    def dispose(self) -> None:
+        """Close every connection of both engines (the async one from sync code)."""
+        self.retire()
+        if self._async_engine is not None:
+            _run_coroutine(self._async_engine.dispose())
+
+    async def adispose(self) -> None:
+        self.retire()
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+
+
+def _run_coroutine(coroutine: Any) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+        return
+    coroutine.close()
+    raise RuntimeError(
+        "an async engine cannot be disposed from inside a running event loop "
+        "with a blocking call: use `await dorm.aclose()` or `async with Dorm(...)`"
+    )
+
+
+class EngineCache:
+    """A bounded LRU of :class:`TenantEngines`, safe to share between threads."""
+
+    def __init__(self, max_engines: int) -> None:
+        self.max_engines = max_engines
+        self._entries: OrderedDict[TenantName, TenantEngines] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tenant: TenantName) -> TenantEngines | None:
+        with self._lock:
+            entry = self._entries.get(tenant)
+            if entry is not None:
+                self._entries.move_to_end(tenant)
+            return entry
+
+    def put(self, entry: TenantEngines) -> list[TenantEngines]:
+        """Add ``entry`` and return the entries pushed out of the cache."""
+        evicted: list[TenantEngines] = []
+        with self._lock:
+            self._entries[entry.tenant] = entry
+            self._entries.move_to_end(entry.tenant)
+            while len(self._entries) > self.max_engines:
+                _, old = self._entries.popitem(last=False)
+                evicted.append(old)
+        return evicted
+
+    def pop(self, tenant: TenantName) -> TenantEngines | None:
+        with self._lock:
+            return self._entries.pop(tenant, None)
+
+    def pop_all(self) -> list[TenantEngines]:
+        with self._lock:
+            entries = list(self._entries.values())
+            self._entries.clear()
+        return entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, tenant: object) -> bool:
+        return tenant in self._entries

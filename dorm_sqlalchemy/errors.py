@@ -1,0 +1,150 @@
+"""Exceptions raised by dorm-sqlalchemy.
+
+Every error derives from :class:`DormError`. Errors that concern one tenant
+carry its canonical name in ``tenant`` and say what to do next. Driver errors
+are chained with ``raise ... from``, never swallowed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exc as sa_exc
+
+__all__ = [
+    "DormError",
+    "InvalidTenantName",
+    "TenantNotFound",
+    "TenantExists",
+    "TenantBusy",
+    "TenantInUse",
+    "NoCurrentTenant",
+    "TenantMismatch",
+    "AsyncLazyLoadError",
+    "MigrationError",
+    "MirrorError",
+]
+
+
+class DormError(Exception):
+    """Base class of every dorm-sqlalchemy error."""
+
+    tenant: str | None = None
+
+    def __init__(self, message: str, *, tenant: str | None = None) -> None:
+        super().__init__(message)
+        self.tenant = tenant
+
+
+class InvalidTenantName(DormError, ValueError):
+    """A tenant name that breaks the naming rule; raised before any file is touched."""
+
+    def __init__(self, name: object, reason: str) -> None:
+        super().__init__(
+            f"invalid tenant name {name!r}: {reason}. Tenant names are 1 to 63 "
+            "characters of ASCII letters, digits, '-' and '_', starting with a "
+            "letter or digit; letters are folded to lower case"
+        )
+        self.name = name
+        self.reason = reason
+
+
+class TenantNotFound(DormError, LookupError):
+    """The tenant has no database and the registry does not create one."""
+
+    def __init__(self, tenant: str, hint: str | None = None) -> None:
+        hint = hint or (
+            f"create it with dorm.create({tenant!r}), or build the registry "
+            "with create=True to create tenants on first use"
+        )
+        super().__init__(f"tenant {tenant!r} does not exist: {hint}", tenant=tenant)
+
+
+class TenantExists(DormError):
+    """``create()`` was asked for a tenant that already has a database."""
+
+    def __init__(self, tenant: str) -> None:
+        super().__init__(
+            f"tenant {tenant!r} already exists: pass exist_ok=True to accept "
+            "an existing tenant, or drop it first",
+            tenant=tenant,
+        )
+
+
+class TenantBusy(DormError):
+    """A lock on the tenant's database could not be had within the busy timeout.
+
+    The transaction was rolled back and can be retried as a whole.
+    """
+
+    retryable = True
+
+    def __init__(self, tenant: str, timeout: float) -> None:
+        super().__init__(
+            f"tenant {tenant!r} is locked by another writer and the lock was "
+            f"not released within the busy timeout of {timeout:g} s: retry the "
+            "transaction, keep write transactions short, or raise busy_timeout",
+            tenant=tenant,
+        )
+        self.timeout = timeout
+
+
+class TenantInUse(DormError):
+    """The tenant still has connections checked out, so it cannot be dropped."""
+
+    def __init__(self, tenant: str, checked_out: int) -> None:
+        super().__init__(
+            f"tenant {tenant!r} has {checked_out} connection(s) checked out: "
+            "close its sessions and cursors before dropping it",
+            tenant=tenant,
+        )
+        self.checked_out = checked_out
+
+
+class NoCurrentTenant(DormError, LookupError):
+    """A routed session was used with no current tenant set."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no current tenant: wrap the code in `with dorm.tenant(name):` "
+            "(or `async with`), or use dorm.session(name) for an explicit tenant"
+        )
+
+
+class TenantMismatch(DormError):
+    """A routed session pinned to one tenant was used while another was current."""
+
+    def __init__(self, pinned: str, current: str) -> None:
+        super().__init__(
+            f"this session belongs to tenant {pinned!r} but the current tenant "
+            f"is {current!r}: open a new session inside `with dorm.tenant"
+            f"({current!r}):` so objects of one tenant never reach another",
+            tenant=pinned,
+        )
+        self.current = current
+
+
+class AsyncLazyLoadError(DormError, sa_exc.MissingGreenlet):
+    """An async session tried to load an attribute implicitly, which needs I/O."""
+
+    def __init__(self, tenant: str | None, what: str) -> None:
+        DormError.__init__(
+            self,
+            f"{what} is not loaded and an AsyncSession cannot load it on "
+            "attribute access: load it eagerly in the query (for example "
+            "options(selectinload(...))), use `await obj.awaitable_attrs.<name>`, "
+            "or `await session.refresh(obj, [...])`",
+            tenant=tenant,
+        )
+
+
+class MigrationError(DormError):
+    """Bringing a tenant to the head revision failed; the tenant is unchanged."""
+
+    def __init__(
+        self, message: str, *, tenant: str | None = None, revision: str | None = None
+    ) -> None:
+        super().__init__(message, tenant=tenant)
+        self.revision = revision
+
+
+class MirrorError(DormError):
+    """Mirroring tenant writes to an aggregate database failed."""

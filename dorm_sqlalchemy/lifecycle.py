@@ -1,0 +1,143 @@
+"""Tenant lifecycle: create, drop, size, backup and migrate-all.
+
+These functions take the registry and a canonical tenant name; the public
+entry points are the methods of :class:`~dorm_sqlalchemy.Dorm`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import DormError, TenantExists, TenantInUse, TenantNotFound
+from .naming import TenantName, canonical_tenant
+
+if TYPE_CHECKING:
+    from .registry import Dorm
+
+__all__ = ["create", "drop", "size", "backup", "migrate"]
+
+logger = logging.getLogger(__name__)
+
+
+def create(dorm: Dorm, tenant: TenantName, *, exist_ok: bool) -> TenantName:
+    """Create the tenant's database file and bring it to head."""
+    if dorm.storage.exists(tenant):
+        if not exist_ok:
+            raise TenantExists(tenant)
+        dorm._open(tenant)
+        return tenant
+
+    dorm.storage.prepare(tenant)
+    entry = dorm._open_slow(tenant, create=True)
+    # Opening a connection creates the file and switches it to WAL.
+    with entry.engine.connect():
+        pass
+    return tenant
+
+
+def drop(dorm: Dorm, tenant: TenantName, *, missing_ok: bool) -> None:
+    """Dispose the tenant's engines and delete its database files."""
+    entry = dorm._engines.get(tenant)
+    if entry is not None and entry.checked_out > 0:
+        raise TenantInUse(tenant, entry.checked_out)
+
+    entry = dorm._engines.pop(tenant)
+    if entry is not None:
+        entry.dispose()
+    dorm._migrated.discard(tenant)
+
+    if not dorm.storage.exists(tenant):
+        if missing_ok:
+            return
+        raise TenantNotFound(tenant, "there is nothing to drop")
+    dorm.storage.remove(tenant)
+    logger.info("tenant %s: dropped", tenant)
+
+
+def size(dorm: Dorm, tenant: TenantName) -> int:
+    if not dorm.storage.exists(tenant):
+        raise TenantNotFound(tenant)
+    return dorm.storage.size(tenant)
+
+
+def backup(dorm: Dorm, tenant: TenantName, path: Path, *, overwrite: bool) -> Path:
+    """Copy a tenant with SQLite's backup API into ``path``, atomically."""
+    if not dorm.storage.exists(tenant):
+        raise TenantNotFound(tenant, "there is nothing to back up")
+    path = Path(os.path.abspath(path))
+    if path.exists() and not overwrite:
+        raise DormError(
+            f"backup of tenant {tenant!r} not written: {path} already exists; "
+            "pass overwrite=True (or --overwrite) to replace it",
+            tenant=tenant,
+        )
+    if not path.parent.is_dir():
+        raise DormError(
+            f"backup of tenant {tenant!r} not written: directory {path.parent} "
+            "does not exist",
+            tenant=tenant,
+        )
+
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
+    os.close(descriptor)
+    try:
+        _copy_database(dorm, tenant, Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    logger.info("tenant %s: backed up to %s", tenant, path)
+    return path
+
+
+def _copy_database(dorm: Dorm, tenant: TenantName, target: Path) -> None:
+    source = dorm.storage.connect(tenant)
+    try:
+        source.execute(f"PRAGMA busy_timeout = {dorm.settings.busy_timeout_ms:d}")
+        destination = sqlite3.connect(target, isolation_level=None)
+        try:
+            # pages=-1 copies everything in one step under one read
+            # transaction, so the copy is a single consistent snapshot; in WAL
+            # mode writers keep going meanwhile.
+            source.backup(destination, pages=-1)
+            # The copy is a standalone file: no -wal next to it.
+            destination.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            destination.close()
+    finally:
+        source.close()
+
+
+def _engine_without_upgrade(dorm: Dorm, tenant: TenantName) -> Any:
+    entry = dorm._engines.get(tenant)
+    if entry is None:
+        entry = dorm._open_slow(tenant, create=False, upgrade=False)
+    return entry.engine
+
+
+def migrate(dorm: Dorm, tenants: Sequence[str] | None, **options: Any) -> Any:
+    """Bring every listed tenant (all when ``None``) to head."""
+    if dorm._migrator is None:
+        raise DormError(
+            "this registry has no migrations: pass migrations= (an Alembic script "
+            "directory or numbered SQL lists) to Dorm()"
+        )
+    from alembic_ext import migrate_all
+
+    names = list(dorm.tenants()) if tenants is None else [canonical_tenant(t) for t in tenants]
+    for name in names:
+        if not dorm.storage.exists(name):
+            raise TenantNotFound(name, "migrate() only upgrades existing tenants")
+    report = migrate_all(dorm._migrator, names, lambda name: _engine_without_upgrade(dorm, name), **options)
+    for result in getattr(report, "results", []):
+        if getattr(result, "error", None) is None:
+            dorm._migrated.add(result.tenant)
+    return report

@@ -1,0 +1,448 @@
+"""The :class:`Dorm` registry: tenants, their engines, sessions and cursors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import lifecycle
+from .connections import BEGIN_MODES, BEGIN_OPTION, SYNCHRONOUS_MODES, ConnectionSettings
+from .cursor import AsyncCursor, Cursor
+from .engines import DEFAULT_MAX_ENGINES, DEFAULT_POOL_SIZE, EngineCache, TenantEngines
+from .errors import TenantNotFound
+from .fanout import TenantRow, fan_out
+from .naming import TenantName, canonical_tenant
+from .orm import AsyncBackedSession, RoutedAsyncBackedSession, RoutedSession, TenantScope
+from .storage import FileStorage, TenantStorage, storage_from_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql import Executable
+
+__all__ = ["Dorm"]
+
+logger = logging.getLogger(__name__)
+
+_PRAGMA_NAME = re.compile(r"[a-z_]+")
+_PRAGMA_VALUE = re.compile(r"-?\w+")
+
+# Threads opening different tenants proceed in parallel; two threads opening
+# the same tenant serialise on one of these stripes.
+_OPEN_LOCK_STRIPES = 64
+
+
+class Dorm:
+    """A registry of tenant databases: one SQLite database per tenant.
+
+    ``url`` is a URL template with ``{tenant}`` in the file name, such as
+    ``"sqlite:///data/{tenant}.db"``; ``sqlite://`` gives in-memory tenants;
+    by default tenants are files ``./dorm-data/{tenant}.db``. ``root`` is a
+    shorthand for ``"sqlite:///<root>/{tenant}.db"``.
+
+    :param migrations: an Alembic script directory, or DORM-style numbered
+        SQL lists ``{1: ["CREATE TABLE ..."], 2: [...]}``; every tenant is
+        brought to head the first time this process opens it.
+    :param create: create a tenant's database on first use (the default);
+        with ``False`` unknown tenants raise :class:`TenantNotFound`.
+    :param max_engines: tenants whose engines stay open at once (LRU).
+    :param pool_size: connections each tenant engine keeps when idle.
+    :param busy_timeout: seconds a statement waits for another writer's
+        lock before raising :class:`TenantBusy`.
+    :param begin: how transactions begin: ``"immediate"`` (default: take
+        the write lock at BEGIN, so read-then-write transactions wait for
+        each other instead of failing), ``"deferred"`` or ``"exclusive"``.
+        One connection can override it with the ``dorm_begin`` execution
+        option.
+    :param synchronous: ``PRAGMA synchronous`` for WAL databases;
+        ``"normal"`` survives application crashes, ``"full"`` also power loss.
+    :param pragmas: further ``PRAGMA name = value`` settings for every connection.
+    :param engine_options: keyword arguments for ``create_engine``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        migrations: str | os.PathLike[str] | Mapping[int, Sequence[str]] | None = None,
+        mirror: str | Sequence[str] | None = None,
+        create: bool = True,
+        max_engines: int = DEFAULT_MAX_ENGINES,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        busy_timeout: float = 5.0,
+        begin: str = "immediate",
+        synchronous: str = "normal",
+        pragmas: Mapping[str, int | str] | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_int("max_engines", max_engines, minimum=1)
+        _check_int("pool_size", pool_size, minimum=1)
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)) or busy_timeout < 0:
+            raise ValueError(
+                f"invalid busy_timeout {busy_timeout!r}: give the seconds to wait "
+                "for a lock as a number >= 0"
+            )
+        if begin not in BEGIN_MODES:
+            raise ValueError(f"invalid begin {begin!r}: use one of {', '.join(BEGIN_MODES)}")
+        if synchronous.lower() not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"invalid synchronous {synchronous!r}: use one of {', '.join(SYNCHRONOUS_MODES)}"
+            )
+        extra_pragmas = _check_pragmas(pragmas or {})
+        if mirror is not None:
+            # NOTE: mirroring to an aggregate database is not built yet.
+            raise NotImplementedError("mirror= is not supported yet")
+
+        self.storage: TenantStorage = storage_from_url(url, root)
+        self.create_on_first_use = create
+        self.settings = ConnectionSettings(
+            busy_timeout=float(busy_timeout),
+            begin=begin,  # type: ignore[arg-type]
+            synchronous=synchronous.lower(),
+            extra_pragmas=extra_pragmas,
+        )
+        self._pool_size = pool_size
+        self._engine_options = dict(engine_options or {})
+        self._engines = EngineCache(max_engines)
+        self._retired: list[TenantEngines] = []
+        self._retired_lock = threading.Lock()
+        self._open_locks = [threading.Lock() for _ in range(_OPEN_LOCK_STRIPES)]
+        self._migrator = _make_migrator(migrations)
+        self._migrated: set[TenantName] = set()
+        self._current: ContextVar[TenantName | None] = ContextVar(
+            f"dorm_current_tenant_{id(self):x}", default=None
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Dorm({self.storage.describe()!r}, engines={len(self._engines)})"
+
+    # -- engines -----------------------------------------------------------
+
+    @property
+    def max_engines(self) -> int:
+        return self._engines.max_engines
+
+    def engine(self, tenant: str) -> Engine:
+        """Return the cached sync :class:`~sqlalchemy.Engine` of ``tenant``."""
+        return self._open(tenant).engine
+
+    def async_engine(self, tenant: str) -> AsyncEngine:
+        """Return the cached :class:`~sqlalchemy.ext.asyncio.AsyncEngine` (aiosqlite) of ``tenant``."""
+        return self._open(tenant).async_engine
+
+    def _open(self, tenant: str) -> TenantEngines:
+        name = canonical_tenant(tenant)
+        entry = self._engines.get(name)
+        if entry is not None and (self._migrator is None or name in self._migrated):
+            return entry
+        return self._open_slow(name)
+
+    def _open_slow(
+        self, tenant: TenantName, *, create: bool | None = None, upgrade: bool = True
+    ) -> TenantEngines:
+        self._check_open()
+        if create is None:
+            create = self.create_on_first_use
+        lock = self._open_locks[hash(tenant) % _OPEN_LOCK_STRIPES]
+        with lock:
+            entry = self._engines.get(tenant)
+            if entry is not None:
+                if upgrade:
+                    self._upgrade_once(entry)
+                return entry
+
+            is_new = not self.storage.exists(tenant)
+            if is_new and not create:
+                raise TenantNotFound(tenant)
+            self.storage.prepare(tenant)
+            entry = TenantEngines(
+                tenant,
+                self.storage,
+                self.settings,
+                pool_size=self._pool_size,
+                engine_options=self._engine_options,
+            )
+            if is_new:
+                logger.info("tenant %s: created (%s)", tenant, self.storage.describe())
+            if upgrade:
+                try:
+                    self._upgrade_once(entry)
+                except BaseException:
+                    entry.dispose()
+                    raise
+            evicted = self._engines.put(entry)
+
+        for old in evicted:
+            self._retire(old)
+        return entry
+
+    def _upgrade_once(self, entry: TenantEngines) -> None:
+        if self._migrator is None or entry.tenant in self._migrated:
+            return
+        self._migrator.upgrade(entry.tenant, entry.engine)
+        self._migrated.add(entry.tenant)
+
+    def _retire(self, entry: TenantEngines) -> None:
+        logger.debug("tenant %s: engine retired from the cache", entry.tenant)
+        entry.retire()
+        with self._retired_lock:
+            self._retired = [old for old in self._retired if old.checked_out > 0]
+            if entry.checked_out > 0 or entry._async_engine is not None:
+                self._retired.append(entry)
+
+    # -- sessions ----------------------------------------------------------
+
+    def session(self, tenant: str, **options: Any) -> Session:
+        """Return a new :class:`~sqlalchemy.orm.Session` bound to ``tenant``.
+
+        ``begin="deferred"`` makes its transactions begin without the write
+        lock, for sessions that only read. Other keyword arguments go to
+        :class:`~sqlalchemy.orm.Session`.
+        """
+        engine = self.engine(tenant)
+        return Session(bind=_with_begin(engine, options.pop("begin", None)), **options)
+
+    def async_session(self, tenant: str, **options: Any) -> AsyncSession:
+        """Return a new :class:`~sqlalchemy.ext.asyncio.AsyncSession` bound to ``tenant``.
+
+        ``expire_on_commit`` defaults to ``False``, so attributes stay
+        readable after ``await session.commit()`` without new I/O.
+        """
+        engine = self.async_engine(tenant)
+        options.setdefault("expire_on_commit", False)
+        options.setdefault("sync_session_class", AsyncBackedSession)
+        return AsyncSession(bind=_with_begin(engine, options.pop("begin", None)), **options)
+
+    def sessionmaker(self, **options: Any) -> sessionmaker[RoutedSession]:
+        """Return a session factory that routes each session to the current tenant.
+
+        Use it with :meth:`tenant`::
+
+            Session = dorm.sessionmaker()
+            with dorm.tenant("acme"), Session() as session:
+                ...
+
+        A session belongs to the tenant that is current when it is created,
+        or else when it first needs a connection; using it later under
+        another tenant raises :class:`TenantMismatch`.
+        """
+        return sessionmaker(class_=RoutedSession, dorm=self, **options)
+
+    def async_sessionmaker(self, **options: Any) -> async_sessionmaker[AsyncSession]:
+        """Return an async session factory routed like :meth:`sessionmaker`."""
+        options.setdefault("expire_on_commit", False)
+        return async_sessionmaker(
+            sync_session_class=RoutedAsyncBackedSession, dorm=self, **options
+        )
+
+    def tenant(self, tenant: str) -> TenantScope:
+        """Make ``tenant`` the current tenant inside a ``with`` or ``async with`` block.
+
+        The current tenant is a :class:`~contextvars.ContextVar`, so it
+        follows asyncio tasks and does not leak between threads.
+        """
+        return TenantScope(self._current, canonical_tenant(tenant))
+
+    @property
+    def current_tenant(self) -> TenantName | None:
+        """The tenant set by the innermost :meth:`tenant` block, or ``None``."""
+        return self._current.get()
+
+    # -- raw SQL -------------------------------------------------------------
+
+    def exec(self, tenant: str, sql: str, *params: Any) -> Cursor:
+        """Run one SQL statement on ``tenant`` and return a streaming :class:`Cursor`.
+
+        Parameters are positional (``?``) values, or one mapping for named
+        parameters (``:name``). The statement runs in its own transaction.
+        """
+        entry = self._open(tenant)
+        return Cursor.execute(entry, sql, params)
+
+    async def aexec(self, tenant: str, sql: str, *params: Any) -> AsyncCursor:
+        """Run one SQL statement on ``tenant`` and return an :class:`AsyncCursor`."""
+        entry = await asyncio.to_thread(self._open, tenant)
+        return await AsyncCursor.execute(entry, sql, params)
+
+    def fan_out(
+        self,
+        statement: str | Executable,
+        *params: Any,
+        tenants: Sequence[str] | None = None,
+        max_workers: int = 8,
+    ) -> list[TenantRow]:
+        """Run one read-only query on many tenants at once and tag each row with its tenant.
+
+        ``tenants=None`` means every existing tenant. At most ``max_workers``
+        tenants are queried at the same time. Rows come back grouped by
+        tenant, in the order of ``tenants`` (sorted when ``None``); each row's
+        first field is ``tenant``. Unknown tenants raise :class:`TenantNotFound`.
+        """
+        names = list(self.tenants()) if tenants is None else [canonical_tenant(t) for t in tenants]
+        for name in names:
+            if not self.storage.exists(name) and name not in self._engines:
+                raise TenantNotFound(name, "fan_out() reads existing tenants only")
+        return fan_out(self._open, statement, params, names, max_workers=max_workers)
+
+    async def afan_out(
+        self,
+        statement: str | Executable,
+        *params: Any,
+        tenants: Sequence[str] | None = None,
+        max_workers: int = 8,
+    ) -> list[TenantRow]:
+        """Async form of :meth:`fan_out`; the queries run in worker threads."""
+        return await asyncio.to_thread(
+            self.fan_out, statement, *params, tenants=tenants, max_workers=max_workers
+        )
+
+    # -- tenant lifecycle ----------------------------------------------------
+
+    def tenants(self) -> Iterator[TenantName]:
+        """Iterate over existing tenant names, sorted, without opening their databases."""
+        return self.storage.tenants()
+
+    def exists(self, tenant: str) -> bool:
+        """Tell whether ``tenant`` has a database."""
+        return self.storage.exists(canonical_tenant(tenant))
+
+    def create(self, tenant: str, *, exist_ok: bool = False) -> TenantName:
+        """Create ``tenant``'s database now (and migrate it to head); return its canonical name."""
+        return lifecycle.create(self, canonical_tenant(tenant), exist_ok=exist_ok)
+
+    def drop(self, tenant: str, *, missing_ok: bool = False) -> None:
+        """Close ``tenant``'s engines and delete its database with its -wal and -shm files."""
+        lifecycle.drop(self, canonical_tenant(tenant), missing_ok=missing_ok)
+
+    def size(self, tenant: str) -> int:
+        """Return the bytes ``tenant``'s database takes (the file plus its WAL)."""
+        return lifecycle.size(self, canonical_tenant(tenant))
+
+    def path(self, tenant: str) -> Path | None:
+        """Return the database file of ``tenant``, or ``None`` for in-memory tenants."""
+        if isinstance(self.storage, FileStorage):
+            return self.storage.path(canonical_tenant(tenant))
+        return None
+
+    def backup(self, tenant: str, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Copy ``tenant``'s database to ``path`` with SQLite's online backup API.
+
+        The copy is one consistent snapshot even while writers run, and
+        appears at ``path`` atomically. Returns the path written.
+        """
+        return lifecycle.backup(self, canonical_tenant(tenant), Path(path), overwrite=overwrite)
+
+    def migrate(self, tenants: Sequence[str] | None = None, **options: Any) -> Any:
+        """Bring ``tenants`` (every tenant when ``None``) to head; return a per-tenant report."""
+        return lifecycle.migrate(self, tenants, **options)
+
+    def connect_raw(self, tenant: str) -> sqlite3.Connection:
+        """Open a plain ``sqlite3`` connection to an existing tenant (for tools and backups)."""
+        name = canonical_tenant(tenant)
+        if not self.storage.exists(name):
+            raise TenantNotFound(name)
+        return self.storage.connect(name)
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Dispose every engine and connection; the registry cannot be used afterwards.
+
+        From inside a running event loop with async engines open, use
+        :meth:`aclose` instead.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for entry in self._take_all_entries():
+            entry.dispose()
+        self.storage.close()
+
+    async def aclose(self) -> None:
+        """Dispose every engine and connection, awaiting the async engines."""
+        if self._closed:
+            return
+        self._closed = True
+        for entry in self._take_all_entries():
+            await entry.adispose()
+        self.storage.close()
+
+    def _take_all_entries(self) -> list[TenantEngines]:
+        entries = self._engines.pop_all()
+        with self._retired_lock:
+            entries.extend(self._retired)
+            self._retired = []
+        return entries
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Dorm registry is closed: create a new one")
+
+    def __enter__(self) -> Dorm:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Dorm:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _with_begin(engine: Any, begin: str | None) -> Any:
+    if begin is None:
+        return engine
+    if begin not in BEGIN_MODES:
+        raise ValueError(f"invalid begin {begin!r}: use one of {', '.join(BEGIN_MODES)}")
+    return engine.execution_options(**{BEGIN_OPTION: begin})
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"invalid {name} {value!r}: give an integer >= {minimum}")
+
+
+def _check_pragmas(pragmas: Mapping[str, int | str]) -> dict[str, int | str]:
+    checked: dict[str, int | str] = {}
+    for name, value in pragmas.items():
+        if not isinstance(name, str) or not _PRAGMA_NAME.fullmatch(name):
+            raise ValueError(f"invalid pragma name {name!r}: use a bare SQLite pragma name")
+        if not _PRAGMA_VALUE.fullmatch(str(value)):
+            raise ValueError(
+                f"invalid value {value!r} for pragma {name}: use an integer or a bare keyword"
+            )
+        checked[name] = value
+    return checked
+
+
+def _make_migrator(migrations: Any) -> Any:
+    if migrations is None:
+        return None
+    from alembic_ext import make_migrator
+
+    return make_migrator(migrations)
