@@ -130,7 +130,8 @@ class AsyncLazyLoadError(DormError, sa_exc.MissingGreenlet):
             self,
             f"{what} is not loaded and an AsyncSession cannot load it on "
             "attribute access: load it eagerly in the query (for example "
-            "options(selectinload(...))), use `await obj.awaitable_attrs.<name>`, "
+            "options(selectinload(...))), use `await obj.awaitable_attrs.<name>` "
+            "(models with the AsyncAttrs mixin), "
             "or `await session.refresh(obj, [...])`",
             tenant=tenant,
         )

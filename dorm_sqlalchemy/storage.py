@@ -80,22 +80,23 @@ class FileStorage(TenantStorage):
     def __init__(self, template: URL) -> None:
         database = template.database or ""
         path = Path(database)
+        shown = f"sqlite:///{database}"
         name = path.name
         if PLACEHOLDER not in name or name.count(PLACEHOLDER) != 1:
             raise ValueError(
-                f"invalid URL template {template.render_as_string()!r}: the file "
+                f"invalid URL template {shown!r}: the file "
                 f"name must contain {PLACEHOLDER} exactly once, for example "
                 "'sqlite:///data/{tenant}.db'"
             )
         if PLACEHOLDER in str(path.parent):
             raise ValueError(
-                f"invalid URL template {template.render_as_string()!r}: {PLACEHOLDER} "
+                f"invalid URL template {shown!r}: {PLACEHOLDER} "
                 "may appear only in the file name, not in a directory"
             )
         leftover = name.replace(PLACEHOLDER, "")
         if "{" in leftover or "}" in leftover:
             raise ValueError(
-                f"invalid URL template {template.render_as_string()!r}: the only "
+                f"invalid URL template {shown!r}: the only "
                 f"placeholder allowed is {PLACEHOLDER}"
             )
 
@@ -227,14 +228,15 @@ def storage_from_url(url: str | URL | None, root: str | os.PathLike[str] | None)
         return FileStorage(URL.create("sqlite", database="dorm-data/{tenant}.db"))
 
     template = make_url(url) if isinstance(url, str) else url
+    shown = url if isinstance(url, str) else template.render_as_string()
     if template.drivername not in _SQLITE_DRIVERS:
         raise ValueError(
-            f"unsupported URL template {template.render_as_string()!r}: tenant "
+            f"unsupported URL template {shown!r}: tenant "
             "databases are SQLite, so the template must start with sqlite://"
         )
     if template.query.get("uri") or (template.database or "").startswith("file:"):
         raise ValueError(
-            f"unsupported URL template {template.render_as_string()!r}: SQLite URI "
+            f"unsupported URL template {shown!r}: SQLite URI "
             "file names are not supported in templates; use a plain path such as "
             "'sqlite:///data/{tenant}.db'"
         )

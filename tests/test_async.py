@@ -1,0 +1,103 @@
+"""Async sessions: expire_on_commit, clear errors for implicit loads."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import MissingGreenlet
+from sqlalchemy.orm import selectinload
+
+from dorm_sqlalchemy import AsyncLazyLoadError, Dorm
+from tests.models import Author, Base, Book
+
+
+@pytest.fixture
+async def dorm(make_dorm):
+    dorm = make_dorm()
+    Base.metadata.create_all(dorm.engine("acme"))
+    yield dorm
+    await dorm.aclose()
+
+
+async def test_attributes_readable_after_commit(dorm: Dorm) -> None:
+    async with dorm.async_session("acme") as session:
+        author = Author(name="Octavia")
+        session.add(author)
+        await session.commit()
+
+        assert author.name == "Octavia"
+        assert author.id == 1
+
+
+async def test_expire_on_commit_can_be_turned_on(dorm: Dorm) -> None:
+    async with dorm.async_session("acme", expire_on_commit=True) as session:
+        assert session.sync_session.expire_on_commit is True
+
+
+async def test_unloaded_relationship_raises_clear_error(dorm: Dorm) -> None:
+    async with dorm.async_session("acme") as session:
+        session.add(Author(id=1, name="Octavia", books=[Book(title="Kindred")]))
+        await session.commit()
+
+    async with dorm.async_session("acme") as session:
+        author = (await session.execute(select(Author))).scalar_one()
+        with pytest.raises(AsyncLazyLoadError) as raised:
+            author.books
+
+    message = str(raised.value)
+    assert "Author" in message
+    assert "selectinload" in message
+    assert isinstance(raised.value, MissingGreenlet)
+
+
+async def test_expired_attribute_raises_clear_error(dorm: Dorm) -> None:
+    async with dorm.async_session("acme") as session:
+        author = Author(id=1, name="Octavia")
+        session.add(author)
+        await session.commit()
+        session.expire(author)
+        with pytest.raises(AsyncLazyLoadError, match="expired or deferred"):
+            author.name
+
+
+async def test_eager_and_awaitable_loads_work(dorm: Dorm) -> None:
+    async with dorm.async_session("acme") as session:
+        session.add(Author(id=1, name="Octavia", books=[Book(title="Kindred")]))
+        await session.commit()
+
+    async with dorm.async_session("acme") as session:
+        author = (await session.execute(select(Author).options(selectinload(Author.books)))).scalar_one()
+        assert [book.title for book in author.books] == ["Kindred"]
+
+    async with dorm.async_session("acme") as session:
+        author = await session.get(Author, 1)
+        books = await author.awaitable_attrs.books
+        assert len(books) == 1
+
+
+async def test_routed_async_session_expire_on_commit_default(dorm: Dorm) -> None:
+    Session = dorm.async_sessionmaker()
+    async with dorm.tenant("acme"), Session() as session:
+        author = Author(name="Le Guin")
+        session.add(author)
+        await session.commit()
+        assert author.name == "Le Guin"
+
+
+async def test_async_session_rollback(dorm: Dorm) -> None:
+    async with dorm.async_session("acme") as session:
+        session.add(Author(id=1, name="rolled back"))
+        await session.flush()
+        await session.rollback()
+
+    cursor = await dorm.aexec("acme", "SELECT count(*) FROM authors")
+    assert await cursor.scalar() == 0
+
+
+def test_sync_session_lazy_load_still_works(make_dorm) -> None:
+    dorm = make_dorm()
+    Base.metadata.create_all(dorm.engine("acme"))
+    with dorm.session("acme") as session, session.begin():
+        session.add(Author(id=1, name="Octavia", books=[Book(title="Kindred")]))
+    with dorm.session("acme") as session:
+        assert len(session.get(Author, 1).books) == 1

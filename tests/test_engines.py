@@ -1,0 +1,229 @@
+"""The engine cache: bounded LRU, safe eviction, bounded file descriptors."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import textwrap
+import subprocess
+from pathlib import Path
+
+from sqlalchemy import text
+
+from dorm_sqlalchemy import Dorm
+from tests.models import Base, Note
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_engine_is_cached(dorm: Dorm) -> None:
+    assert dorm.engine("acme") is dorm.engine("ACME")
+
+
+def test_async_engine_is_cached(dorm: Dorm) -> None:
+    assert dorm.async_engine("acme") is dorm.async_engine("acme")
+
+
+def test_cache_is_bounded(make_dorm) -> None:
+    dorm = make_dorm(max_engines=3)
+    for index in range(10):
+        dorm.exec(f"t{index}", "CREATE TABLE t (x)")
+
+    assert len(dorm._engines) == 3
+    assert list(dorm._engines._entries) == ["t7", "t8", "t9"]
+
+
+def test_recently_used_engine_stays(make_dorm) -> None:
+    dorm = make_dorm(max_engines=2)
+    first = dorm.engine("a")
+    dorm.engine("b")
+    dorm.engine("a")
+    dorm.engine("c")
+
+    assert dorm.engine("a") is first
+    assert "b" not in dorm._engines
+
+
+def test_default_max_engines_documented() -> None:
+    assert Dorm.__init__.__kwdefaults__["max_engines"] == 64
+
+
+def test_eviction_keeps_open_session_working(make_dorm) -> None:
+    dorm = make_dorm(max_engines=1)
+    Base.metadata.create_all(dorm.engine("acme"))
+    with dorm.session("acme") as session:
+        session.begin()
+        session.add(Note(id=1, body="before eviction"))
+        session.flush()
+
+        dorm.exec("globex", "CREATE TABLE t (x)")  # evicts acme mid-transaction
+        assert "acme" not in dorm._engines
+
+        session.add(Note(id=2, body="after eviction"))
+        session.commit()
+        assert session.execute(text("SELECT count(*) FROM notes")).scalar() == 2
+
+    assert dorm.exec("acme", "SELECT count(*) FROM notes").scalar() == 2
+
+
+def test_retired_engine_closes_connections_on_checkin(make_dorm) -> None:
+    import sqlite3
+
+    import pytest
+
+    dorm = make_dorm(max_engines=1)
+    engine = dorm.engine("acme")
+    connection = engine.connect()
+    connection.exec_driver_sql("SELECT 1")
+    dbapi_connection = connection.connection.dbapi_connection
+    entry = dorm._engines.get("acme")
+    dorm.engine("globex")
+
+    assert entry.retired
+    assert entry.checked_out == 1
+    dbapi_connection.execute("SELECT 1")  # still open while checked out
+    connection.close()
+    assert entry.checked_out == 0
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        dbapi_connection.execute("SELECT 1")
+
+
+def test_descriptors_bounded_over_many_tenants(make_dorm) -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = min(soft, 1024)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    try:
+        dorm = make_dorm(max_engines=16)
+        baseline = open_descriptors()
+        peak = baseline
+        for index in range(2 * limit):
+            tenant = f"t{index}"
+            with dorm.session(tenant) as session, session.begin():
+                session.execute(text("CREATE TABLE IF NOT EXISTS t (x)"))
+            dorm.exec(tenant, "INSERT INTO t VALUES (1)")
+            peak = max(peak, open_descriptors())
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    # 16 engines x (one pooled + two statement connections) x 3 files, plus slack.
+    assert peak - baseline <= 16 * 3 * 3 + 8
+
+
+def test_close_releases_every_descriptor(tmp_path: Path) -> None:
+    baseline = open_descriptors()
+    dorm = Dorm(root=tmp_path)
+    for index in range(20):
+        dorm.exec(f"t{index}", "CREATE TABLE t (x)")
+        with dorm.engine(f"t{index}").connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    dorm.close()
+
+    assert open_descriptors() == baseline
+
+
+def test_closed_registry_raises(tmp_path: Path) -> None:
+    dorm = Dorm(root=tmp_path)
+    dorm.close()
+    try:
+        dorm.engine("acme")
+    except RuntimeError as error:
+        assert "closed" in str(error)
+    else:
+        raise AssertionError("engine() on a closed registry did not raise")
+
+
+def test_context_manager_closes(tmp_path: Path) -> None:
+    with Dorm(root=tmp_path) as dorm:
+        dorm.exec("acme", "CREATE TABLE t (x)")
+    assert dorm._closed
+
+
+def test_memory_tenant_survives_eviction(make_dorm) -> None:
+    dorm = make_dorm("sqlite://", max_engines=1)
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    dorm.exec("acme", "INSERT INTO t VALUES (42)")
+    dorm.exec("globex", "SELECT 1")
+
+    assert dorm.exec("acme", "SELECT x FROM t").scalar() == 42
+
+
+def test_memory_tenants_of_two_registries_are_separate(make_dorm) -> None:
+    first = make_dorm("sqlite://")
+    second = make_dorm("sqlite://")
+    first.exec("acme", "CREATE TABLE t (x)")
+
+    tables = second.exec("acme", "SELECT count(*) FROM sqlite_schema").scalar()
+    assert tables == 0
+
+
+def test_memory_tenant_shared_across_threads_and_checkouts(make_dorm) -> None:
+    import threading
+
+    dorm = make_dorm("sqlite://")
+    with dorm.engine("acme").begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x)")
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    seen: list[int] = []
+
+    def read() -> None:
+        with dorm.engine("acme").connect() as connection:
+            seen.append(connection.exec_driver_sql("SELECT count(*) FROM t").scalar())
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert seen == [1, 1, 1, 1]
+
+
+def test_memory_tenant_visible_to_async_engine(make_dorm) -> None:
+    import asyncio
+
+    dorm = make_dorm("sqlite://")
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    dorm.exec("acme", "INSERT INTO t VALUES (7)")
+
+    async def read() -> int:
+        async with dorm.async_engine("acme").connect() as connection:
+            result = await connection.exec_driver_sql("SELECT x FROM t")
+            value = result.scalar()
+        await dorm.aclose()
+        return value
+
+    assert asyncio.run(read()) == 7
+
+
+def test_shutdown_of_async_tenants_is_clean(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from dorm_sqlalchemy import Dorm
+
+        async def main():
+            async with Dorm(root={str(tmp_path)!r}) as dorm:
+                for name in ("a", "b", "c"):
+                    async with dorm.async_engine(name).begin() as connection:
+                        await connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x)")
+                        await connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+                    async with dorm.async_session(name) as session:
+                        await session.connection()
+
+        asyncio.run(main())
+        print("done")
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "done"
+    assert "Warning" not in completed.stderr

@@ -1,0 +1,159 @@
+"""Routed sessions: the current tenant, pinning, and no cross-tenant leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import scoped_session
+
+from dorm_sqlalchemy import Dorm, NoCurrentTenant, TenantMismatch
+from tests.models import Base, Note
+
+
+@pytest.fixture
+def two_tenants(dorm: Dorm) -> Dorm:
+    for tenant in ("acme", "globex"):
+        Base.metadata.create_all(dorm.engine(tenant))
+        with dorm.session(tenant) as session, session.begin():
+            session.add(Note(id=1, body=f"{tenant} secret"))
+    return dorm
+
+
+def test_same_primary_key_in_two_tenants(two_tenants: Dorm) -> None:
+    Session = two_tenants.sessionmaker()
+    with two_tenants.tenant("acme"), Session() as session:
+        acme_note = session.get(Note, 1)
+    with two_tenants.tenant("globex"), Session() as session:
+        globex_note = session.get(Note, 1)
+
+    assert acme_note is not globex_note
+    assert acme_note.body == "acme secret"
+    assert globex_note.body == "globex secret"
+
+
+def test_explicit_sessions_never_share_identity(two_tenants: Dorm) -> None:
+    with two_tenants.session("acme") as acme, two_tenants.session("globex") as globex:
+        acme_note = acme.get(Note, 1)
+        globex_note = globex.get(Note, 1)
+
+        assert acme_note is not globex_note
+        assert globex_note.body == "globex secret"
+
+
+def test_total_over_two_tenants_counts_two(two_tenants: Dorm) -> None:
+    rows = two_tenants.fan_out(select(func.count()).select_from(Note))
+
+    assert [row.tenant for row in rows] == ["acme", "globex"]
+    assert sum(row[1] for row in rows) == 2
+
+
+def test_routed_session_without_tenant_raises(two_tenants: Dorm) -> None:
+    Session = two_tenants.sessionmaker()
+    with Session() as session:
+        with pytest.raises(NoCurrentTenant, match="dorm.tenant"):
+            session.get(Note, 1)
+
+
+def test_routed_session_used_under_other_tenant_raises(two_tenants: Dorm) -> None:
+    Session = two_tenants.sessionmaker()
+    with two_tenants.tenant("acme"):
+        session = Session()
+        session.get(Note, 1)
+    with two_tenants.tenant("globex"):
+        with pytest.raises(TenantMismatch) as raised:
+            session.get(Note, 2)
+    session.close()
+
+    assert raised.value.tenant == "acme"
+    assert raised.value.current == "globex"
+
+
+def test_routed_session_pins_tenant_at_first_use(two_tenants: Dorm) -> None:
+    Session = two_tenants.sessionmaker()
+    session = Session()
+    with two_tenants.tenant("globex"):
+        note = session.get(Note, 1)
+    assert session.tenant == "globex"
+    assert note.body == "globex secret"
+    # Outside any tenant block the session keeps its own tenant.
+    assert session.get(Note, 1) is note
+    session.close()
+
+
+def test_routed_session_rejects_bind(two_tenants: Dorm) -> None:
+    Session = two_tenants.sessionmaker()
+    with pytest.raises(TypeError, match="bind"):
+        Session(bind=two_tenants.engine("acme"))
+
+
+def test_scoped_session_with_tenant(two_tenants: Dorm) -> None:
+    Session = scoped_session(two_tenants.sessionmaker())
+    with two_tenants.tenant("globex"):
+        assert Session.get(Note, 1).body == "globex secret"
+    Session.remove()
+
+
+def test_tenant_scope_nests_and_restores(dorm: Dorm) -> None:
+    assert dorm.current_tenant is None
+    with dorm.tenant("Acme") as outer:
+        assert outer == "acme"
+        with dorm.tenant("globex"):
+            assert dorm.current_tenant == "globex"
+        assert dorm.current_tenant == "acme"
+    assert dorm.current_tenant is None
+
+
+def test_tenant_does_not_leak_into_other_threads(dorm: Dorm) -> None:
+    seen: list[str | None] = []
+    with dorm.tenant("acme"):
+        thread = threading.Thread(target=lambda: seen.append(dorm.current_tenant))
+        thread.start()
+        thread.join()
+
+    assert seen == [None]
+
+
+def test_two_registries_have_separate_current_tenants(make_dorm) -> None:
+    first, second = make_dorm(), make_dorm()
+    with first.tenant("acme"):
+        assert second.current_tenant is None
+
+
+async def test_tenant_follows_asyncio_tasks(two_tenants: Dorm) -> None:
+    Session = two_tenants.async_sessionmaker()
+
+    async def read(tenant: str) -> str:
+        async with two_tenants.tenant(tenant):
+            await asyncio.sleep(0.01)
+            async with Session() as session:
+                note = await session.get(Note, 1)
+                return note.body
+
+    bodies = await asyncio.gather(*(read(t) for t in ["acme", "globex", "acme", "globex"]))
+    await two_tenants.aclose()
+
+    assert bodies == ["acme secret", "globex secret", "acme secret", "globex secret"]
+
+
+async def test_async_routed_session_without_tenant_raises(two_tenants: Dorm) -> None:
+    Session = two_tenants.async_sessionmaker()
+    async with Session() as session:
+        with pytest.raises(NoCurrentTenant):
+            await session.get(Note, 1)
+    await two_tenants.aclose()
+
+
+def test_tenant_task_inherits_context(two_tenants: Dorm) -> None:
+    async def main() -> str | None:
+        with two_tenants.tenant("globex"):
+            task = asyncio.create_task(asyncio.sleep(0, result=None))
+            await task
+            return await asyncio.create_task(current())
+
+    async def current() -> str | None:
+        return two_tenants.current_tenant
+
+    assert asyncio.run(main()) == "globex"
