@@ -17,6 +17,7 @@ import logging
 import sqlite3
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -61,8 +62,12 @@ class TenantEngines:
         self.retired = False
         self.checked_out = 0
 
+        self.on_write: Callable[[TenantName], None] | None = None
+        """Called after a connection that changed rows is checked in (the mirror's hook)."""
+
         self._pool_size = pool_size
         self._engine_options = engine_options
+        self._changes_at_checkout: dict[int, int] = {}
         self._lock = threading.Lock()
         self._async_engine: AsyncEngine | None = None
         self._statement_connections: deque[sqlite3.Connection] = deque()
@@ -100,11 +105,17 @@ class TenantEngines:
         def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
             with self._lock:
                 self.checked_out += 1
+            if self.on_write is not None:
+                record.info["dorm_changes"] = _total_changes(dbapi_connection)
 
         @event.listens_for(engine, "checkin")
         def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
             with self._lock:
                 self.checked_out -= 1
+            if self.on_write is not None and dbapi_connection is not None:
+                before = record.info.pop("dorm_changes", None)
+                if before is not None and _total_changes(dbapi_connection) != before:
+                    self.on_write(self.tenant)
             # An aiosqlite connection can only be closed from the event loop,
             # so retired async engines are disposed by Dorm.aclose() instead.
             if self.retired and not is_async and dbapi_connection is not None:
@@ -127,6 +138,8 @@ class TenantEngines:
             )
         with self._lock:
             self.checked_out += 1
+        if self.on_write is not None:
+            self._changes_at_checkout[id(connection)] = connection.total_changes
         return connection
 
     def release_statement_connection(self, connection: sqlite3.Connection) -> None:
@@ -135,6 +148,10 @@ class TenantEngines:
             self.checked_out -= 1
         if connection.in_transaction:
             connection.rollback()
+        if self.on_write is not None:
+            before = self._changes_at_checkout.pop(id(connection), None)
+            if before is not None and connection.total_changes != before:
+                self.on_write(self.tenant)
         if self.retired or len(self._statement_connections) >= STATEMENT_CONNECTIONS:
             connection.close()
         else:
@@ -166,6 +183,13 @@ class TenantEngines:
         self.retire()
         if self._async_engine is not None:
             await self._async_engine.dispose()
+
+
+def _total_changes(dbapi_connection: Any) -> int:
+    # SQLAlchemy's aiosqlite adapter wraps aiosqlite's connection, whose
+    # total_changes property reads the sqlite3 connection's counter.
+    connection = getattr(dbapi_connection, "_connection", dbapi_connection)
+    return int(connection.total_changes)
 
 
 def _run_coroutine(coroutine: Any) -> None:

@@ -57,6 +57,8 @@ def drop(dorm: Dorm, tenant: TenantName, *, missing_ok: bool) -> None:
             return
         raise TenantNotFound(tenant, "there is nothing to drop")
     dorm.storage.remove(tenant)
+    if dorm.mirror is not None:
+        dorm.mirror.forget(tenant)
     logger.info("tenant %s: dropped", tenant)
 
 

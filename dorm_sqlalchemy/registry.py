@@ -9,6 +9,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +25,7 @@ from .cursor import AsyncCursor, Cursor
 from .engines import DEFAULT_MAX_ENGINES, DEFAULT_POOL_SIZE, EngineCache, TenantEngines
 from .errors import TenantNotFound
 from .fanout import TenantRow, fan_out
+from .mirror import Mirror
 from .naming import TenantName, canonical_tenant
 from .orm import AsyncBackedSession, RoutedAsyncBackedSession, RoutedSession, TenantScope
 from .storage import FileStorage, TenantStorage, storage_from_url
@@ -78,6 +80,8 @@ class Dorm:
         root: str | os.PathLike[str] | None = None,
         migrations: str | os.PathLike[str] | Mapping[int, Sequence[str]] | None = None,
         mirror: str | Sequence[str] | None = None,
+        mirror_exclude: Sequence[str] = (),
+        mirror_tenant_column: str = "tenant",
         create: bool = True,
         max_engines: int = DEFAULT_MAX_ENGINES,
         pool_size: int = DEFAULT_POOL_SIZE,
@@ -101,9 +105,11 @@ class Dorm:
                 f"invalid synchronous {synchronous!r}: use one of {', '.join(SYNCHRONOUS_MODES)}"
             )
         extra_pragmas = _check_pragmas(pragmas or {})
-        if mirror is not None:
-            # NOTE: mirroring to an aggregate database is not built yet.
-            raise NotImplementedError("mirror= is not supported yet")
+        mirror_urls = _check_mirror(mirror, mirror_exclude, mirror_tenant_column)
+        if mirror_urls:
+            # REPLACE deletes conflicting rows without firing DELETE triggers
+            # unless recursive triggers are on, and the mirror needs to see them.
+            extra_pragmas.setdefault("recursive_triggers", "ON")
 
         self.storage: TenantStorage = storage_from_url(url, root)
         self.create_on_first_use = create
@@ -125,6 +131,14 @@ class Dorm:
             f"dorm_current_tenant_{id(self):x}", default=None
         )
         self._closed = False
+
+        self.mirror: Mirror | None = None
+        """The mirror to aggregate databases, or ``None`` when ``mirror=`` is not set."""
+        if mirror_urls:
+            self.mirror = Mirror(
+                self, mirror_urls, exclude=mirror_exclude, tenant_column=mirror_tenant_column
+            )
+            self.mirror.start()
 
     def __repr__(self) -> str:
         return f"Dorm({self.storage.describe()!r}, engines={len(self._engines)})"
@@ -177,9 +191,13 @@ class Dorm:
             )
             if is_new:
                 logger.info("tenant %s: created (%s)", tenant, self.storage.describe())
+            if self.mirror is not None:
+                entry.on_write = self.mirror.notify
             if upgrade:
                 try:
                     self._upgrade_once(entry)
+                    if self.mirror is not None:
+                        self.mirror.install(tenant)
                 except BaseException:
                     entry.dispose()
                     raise
@@ -349,12 +367,24 @@ class Dorm:
         """Bring ``tenants`` (every tenant when ``None``) to head; return a per-tenant report."""
         return lifecycle.migrate(self, tenants, **options)
 
-    def connect_raw(self, tenant: str) -> sqlite3.Connection:
-        """Open a plain ``sqlite3`` connection to an existing tenant (for tools and backups)."""
-        name = canonical_tenant(tenant)
-        if not self.storage.exists(name):
-            raise TenantNotFound(name)
-        return self.storage.connect(name)
+    @contextmanager
+    def raw_connection(self, tenant: str) -> Iterator[sqlite3.Connection]:
+        """Check out a configured ``sqlite3`` connection of ``tenant`` for the block.
+
+        The connection is in autocommit mode with the registry's pragmas.
+        When the block ends, an open transaction is rolled back and any
+        authorizer, progress handler or trace callback set on the connection
+        is removed, so no per-connection state outlives the block.
+        """
+        entry = self._open(tenant)
+        connection = entry.acquire_statement_connection()
+        try:
+            yield connection
+        finally:
+            connection.set_authorizer(None)
+            connection.set_progress_handler(None, 0)
+            connection.set_trace_callback(None)
+            entry.release_statement_connection(connection)
 
     # -- closing -----------------------------------------------------------
 
@@ -367,6 +397,8 @@ class Dorm:
         if self._closed:
             return
         self._closed = True
+        if self.mirror is not None:
+            self.mirror.close()
         for entry in self._take_all_entries():
             entry.dispose()
         self.storage.close()
@@ -376,6 +408,8 @@ class Dorm:
         if self._closed:
             return
         self._closed = True
+        if self.mirror is not None:
+            await asyncio.to_thread(self.mirror.close)
         for entry in self._take_all_entries():
             await entry.adispose()
         self.storage.close()
@@ -438,6 +472,27 @@ def _check_pragmas(pragmas: Mapping[str, int | str]) -> dict[str, int | str]:
             )
         checked[name] = value
     return checked
+
+
+def _check_mirror(
+    mirror: str | Sequence[str] | None, exclude: Sequence[str], tenant_column: str
+) -> list[str]:
+    if mirror is None:
+        return []
+    urls = [mirror] if isinstance(mirror, str) else list(mirror)
+    for url in urls:
+        if not isinstance(url, str) or "://" not in url:
+            raise ValueError(
+                f"invalid mirror URL {url!r}: give a database URL such as "
+                "'sqlite:///aggregate.db' or 'postgresql+psycopg://user@host/db'"
+            )
+    if isinstance(exclude, str):
+        raise TypeError(f"mirror_exclude must be a list of table names, not the string {exclude!r}")
+    if not isinstance(tenant_column, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tenant_column):
+        raise ValueError(
+            f"invalid mirror_tenant_column {tenant_column!r}: use a plain identifier such as 'tenant'"
+        )
+    return urls
 
 
 def _make_migrator(migrations: Any) -> Any:

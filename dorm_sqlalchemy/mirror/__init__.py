@@ -1,0 +1,223 @@
+"""Mirroring: every committed tenant write copied exactly to aggregate databases.
+
+``Dorm(..., mirror="sqlite:///aggregate.db")`` (or a list of URLs, SQLite or
+PostgreSQL) turns it on. Capture triggers inside each tenant database record
+the keys of changed rows in the writer's own transaction (see
+:mod:`.capture`); a background worker copies the current rows to every
+aggregate, tagged with the tenant (see :mod:`.worker`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import MirrorError
+from ..naming import TenantName, canonical_tenant
+from . import capture
+from .aggregate import Aggregate
+from .worker import MirrorWorker
+
+if TYPE_CHECKING:
+    from ..registry import Dorm
+
+__all__ = ["Mirror", "MirrorLag", "TenantMirrorStatus"]
+
+logger = logging.getLogger(__name__)
+
+_JULIAN_UNIX_EPOCH = 2440587.5
+
+
+@dataclass(frozen=True)
+class MirrorLag:
+    """How far the aggregates are behind the tenants."""
+
+    pending: int
+    """Outbox entries not yet applied to every aggregate."""
+
+    oldest_age: float
+    """Seconds since the oldest pending change was committed (0 when none)."""
+
+    tenants: tuple[TenantName, ...]
+    """Tenants with pending changes."""
+
+
+@dataclass(frozen=True)
+class TenantMirrorStatus:
+    """One tenant's mirror state."""
+
+    tenant: TenantName
+    pending: int
+    oldest_age: float
+    positions: tuple[int | None, ...]
+    """Last applied outbox entry in each aggregate (None: never mirrored)."""
+
+    last_error: str | None
+
+
+class Mirror:
+    """The mirror of one registry: ``dorm.mirror``."""
+
+    def __init__(
+        self,
+        dorm: Dorm,
+        urls: Sequence[str],
+        *,
+        exclude: Sequence[str] = (),
+        tenant_column: str = "tenant",
+    ) -> None:
+        if not urls:
+            raise ValueError("mirror= needs at least one aggregate database URL")
+        self._dorm = dorm
+        self.tenant_column = tenant_column
+        self.exclude = tuple(exclude)
+        self.aggregates = [Aggregate(url, tenant_column=tenant_column) for url in urls]
+        self._worker = MirrorWorker(
+            self.aggregates,
+            self._connect,
+            exclude=self.exclude,
+            tenant_column=tenant_column,
+        )
+        self._closed = False
+
+    def _connect(self, tenant: TenantName) -> sqlite3.Connection:
+        connection = self._dorm.storage.connect(tenant)
+        connection.execute(f"PRAGMA busy_timeout = {self._dorm.settings.busy_timeout_ms:d}")
+        connection.execute("PRAGMA recursive_triggers = ON")
+        return connection
+
+    def start(self) -> None:
+        """Start the worker and queue every existing tenant, to catch up on old writes."""
+        self._worker.start()
+        for tenant in self._dorm.tenants():
+            self._worker.notify(tenant)
+
+    def notify(self, tenant: TenantName) -> None:
+        """Tell the worker that ``tenant`` committed writes."""
+        self._worker.notify(tenant)
+
+    def install(self, tenant: TenantName) -> None:
+        """Install the capture triggers on ``tenant`` now, in the caller's thread."""
+        connection = self._connect(tenant)
+        try:
+            capture.install_capture(
+                connection, tenant=tenant, exclude=self.exclude, tenant_column=self.tenant_column
+            )
+        finally:
+            connection.close()
+
+    def forget(self, tenant: TenantName) -> None:
+        """Queue the removal of a dropped tenant's rows from every aggregate."""
+        self._worker.forget(tenant)
+
+    # -- observability ---------------------------------------------------------
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Wait until every aggregate holds every committed change.
+
+        Raises :class:`MirrorError` naming the failing tenants when
+        ``timeout`` seconds pass first.
+        """
+        if self._worker.wait_idle(timeout):
+            return
+        failing = {t: p.last_error for t, p in self._worker.pending().items()}
+        details = "; ".join(
+            f"{tenant}: {error or 'pending'}" for tenant, error in sorted(failing.items())
+        )
+        raise MirrorError(
+            f"mirror not current after {timeout:g} s; {len(failing)} tenant(s) pending "
+            f"({details}). Check that the aggregate is reachable; the worker keeps retrying"
+        )
+
+    def lag(self) -> MirrorLag:
+        """Return the pending changes and the age of the oldest one."""
+        pending_tenants = sorted(self._worker.pending())
+        total = 0
+        oldest: float | None = None
+        behind = []
+        for tenant in pending_tenants:
+            _, count, oldest_day = self._outbox_state(tenant)
+            if count:
+                behind.append(tenant)
+                total += count
+                if oldest_day is not None:
+                    oldest = oldest_day if oldest is None else min(oldest, oldest_day)
+        return MirrorLag(total, _age(oldest), tuple(behind))
+
+    def status(self, tenants: Sequence[str] | None = None) -> list[TenantMirrorStatus]:
+        """Return each tenant's pending changes and aggregate positions."""
+        names = list(self._dorm.tenants()) if tenants is None else [canonical_tenant(t) for t in tenants]
+        positions = [aggregate.positions() for aggregate in self.aggregates]
+        pending = self._worker.pending()
+        rows = []
+        for tenant in names:
+            _, count, oldest_day = self._outbox_state(tenant)
+            rows.append(
+                TenantMirrorStatus(
+                    tenant=tenant,
+                    pending=count,
+                    oldest_age=_age(oldest_day),
+                    positions=tuple(
+                        table[tenant][1] if tenant in table else None for table in positions
+                    ),
+                    last_error=pending[tenant].last_error if tenant in pending else None,
+                )
+            )
+        return rows
+
+    def rebuild(self, tenants: Sequence[str] | None = None, *, timeout: float | None = None) -> None:
+        """Recompute the aggregates from the tenants, then wait until done.
+
+        Without ``tenants``, rows of tenants that no longer exist are removed too.
+        """
+        existing = set(self._dorm.tenants())
+        names = sorted(existing) if tenants is None else [canonical_tenant(t) for t in tenants]
+        for tenant in names:
+            if tenant not in existing:
+                raise MirrorError(f"cannot rebuild tenant {tenant!r}: it does not exist", tenant=tenant)
+        for aggregate in self.aggregates:
+            mirrored = set(aggregate.tenants())
+            for tenant in names:
+                if tenant in mirrored:
+                    aggregate.forget(tenant)
+            if tenants is None:
+                for tenant in mirrored - existing:
+                    aggregate.forget(tenant)
+        for tenant in names:
+            self._worker.notify(tenant)
+        self.flush(timeout)
+
+    def _outbox_state(self, tenant: TenantName) -> tuple[int, int, float | None]:
+        if not self._dorm.storage.exists(tenant):
+            return 0, 0, None
+        connection = self._connect(tenant)
+        try:
+            return capture.outbox_state(connection)
+        finally:
+            connection.close()
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Apply what is pending (up to ``timeout`` seconds), then stop the worker."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._worker.wait_idle(timeout, skip_failing=True) or self._worker.pending():
+            logger.warning(
+                "mirror: stopped with pending changes for %s; they are kept in the "
+                "tenants' outboxes and applied when a mirror starts again",
+                ", ".join(sorted(self._worker.pending())),
+            )
+        self._worker.stop(timeout)
+        for aggregate in self.aggregates:
+            aggregate.dispose()
+
+
+def _age(julian_day: float | None) -> float:
+    if julian_day is None:
+        return 0.0
+    committed = (julian_day - _JULIAN_UNIX_EPOCH) * 86400.0
+    return max(0.0, time.time() - committed)

@@ -1,0 +1,131 @@
+"""Committed writes reach the aggregate after a crash or an outage."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from dorm_sqlalchemy import MirrorError
+from tests.mirror.helpers import aggregate_rows, tenant_rows
+
+
+def test_killed_process_loses_nothing(make_dorm, tmp_path: Path) -> None:
+    root = tmp_path / "tenants"
+    aggregate_url = f"sqlite:///{tmp_path}/aggregate.db"
+    script = textwrap.dedent(
+        f"""
+        import itertools, sys
+        from dorm_sqlalchemy import Dorm
+
+        dorm = Dorm(root={str(root)!r}, mirror={aggregate_url!r})
+        for tenant in ("acme", "globex"):
+            dorm.exec(tenant, "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v INTEGER)")
+        print("ready", flush=True)
+        for n in itertools.count():
+            tenant = ("acme", "globex")[n % 2]
+            with dorm.engine(tenant).begin() as connection:
+                connection.exec_driver_sql("INSERT INTO t (v) VALUES (?)", (n,))
+                connection.exec_driver_sql("UPDATE t SET v = v + 1 WHERE id = 1")
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(1.5)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
+
+    dorm = make_dorm(root=root, mirror=aggregate_url)
+    dorm.mirror.flush(30)
+
+    for tenant in ("acme", "globex"):
+        rows = tenant_rows(dorm, tenant, "t")
+        assert len(rows) > 10
+        mirrored = [row for row in aggregate_rows(aggregate_url, "t") if row[0] == tenant]
+        assert mirrored == rows
+
+
+def test_aggregate_down_then_back(make_dorm, tmp_path: Path, caplog) -> None:
+    missing = tmp_path / "not-yet"
+    aggregate_url = f"sqlite:///{missing}/aggregate.db"
+    dorm = make_dorm(mirror=aggregate_url)
+    caplog.set_level(logging.WARNING, logger="dorm_sqlalchemy.mirror")
+
+    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    for n in range(1, 51):
+        dorm.exec("acme", "INSERT INTO t VALUES (?)", n)
+    with pytest.raises(MirrorError, match="acme"):
+        dorm.mirror.flush(0.5)
+    lag = dorm.mirror.lag()
+    assert lag.pending > 0
+    assert lag.tenants == ("acme",)
+    assert any("tenant acme" in record.getMessage() for record in caplog.records)
+
+    missing.mkdir()
+    dorm.mirror.flush(30)
+
+    assert aggregate_rows(aggregate_url, "t") == [("acme", n) for n in range(1, 51)]
+    assert dorm.mirror.lag().pending == 0
+
+
+def test_new_registry_catches_up_on_old_writes(make_dorm, tmp_path: Path) -> None:
+    root = tmp_path / "tenants"
+    plain = make_dorm(root=root)
+    plain.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    plain.exec("acme", "INSERT INTO t VALUES (1), (2)")
+    plain.close()
+
+    aggregate_url = f"sqlite:///{tmp_path}/aggregate.db"
+    dorm = make_dorm(root=root, mirror=aggregate_url)
+    dorm.mirror.flush(10)
+
+    assert aggregate_rows(aggregate_url, "t") == [("acme", 1), ("acme", 2)]
+
+
+def test_two_processes_never_duplicate(make_dorm, tmp_path: Path) -> None:
+    root = tmp_path / "tenants"
+    aggregate_url = f"sqlite:///{tmp_path}/aggregate.db"
+    first = make_dorm(root=root, mirror=aggregate_url)
+    second = make_dorm(root=root, mirror=aggregate_url)
+    first.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
+    for n in range(200):
+        (first if n % 2 else second).exec("acme", "INSERT INTO t (v) VALUES (?)", n)
+    first.mirror.flush(10)
+    second.mirror.flush(10)
+
+    assert aggregate_rows(aggregate_url, "t") == tenant_rows(first, "acme", "t")
+
+
+def test_lag_reports_oldest_age(make_dorm, tmp_path: Path) -> None:
+    aggregate_url = f"sqlite:///{tmp_path}/missing/aggregate.db"
+    dorm = make_dorm(mirror=aggregate_url)
+    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    dorm.exec("acme", "INSERT INTO t VALUES (1)")
+    time.sleep(0.3)
+
+    lag = dorm.mirror.lag()
+    assert lag.pending >= 1
+    assert 0.2 < lag.oldest_age < 30
+
+
+def test_status_lists_positions_and_errors(make_dorm, tmp_path: Path) -> None:
+    dorm = make_dorm(mirror=f"sqlite:///{tmp_path}/aggregate.db")
+    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    dorm.exec("acme", "INSERT INTO t VALUES (1)")
+    dorm.mirror.flush(10)
+
+    [status] = dorm.mirror.status()
+    assert status.tenant == "acme"
+    assert status.pending == 0
+    assert status.positions[0] is not None
+    assert status.last_error is None
