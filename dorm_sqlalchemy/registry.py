@@ -25,7 +25,7 @@ from .cursor import AsyncCursor, Cursor
 from .engines import DEFAULT_MAX_ENGINES, DEFAULT_POOL_SIZE, EngineCache, TenantEngines
 from .errors import TenantNotFound
 from .fanout import TenantRow, fan_out
-from .mirror import Mirror
+from .mirror import Mirror, check_aggregate_url
 from .naming import TenantName, canonical_tenant
 from .orm import AsyncBackedSession, RoutedAsyncBackedSession, RoutedSession, TenantScope
 from .storage import FileStorage, TenantStorage, storage_from_url
@@ -481,11 +481,7 @@ def _check_mirror(
         return []
     urls = [mirror] if isinstance(mirror, str) else list(mirror)
     for url in urls:
-        if not isinstance(url, str) or "://" not in url:
-            raise ValueError(
-                f"invalid mirror URL {url!r}: give a database URL such as "
-                "'sqlite:///aggregate.db' or 'postgresql+psycopg://user@host/db'"
-            )
+        check_aggregate_url(url)
     if isinstance(exclude, str):
         raise TypeError(f"mirror_exclude must be a list of table names, not the string {exclude!r}")
     if not isinstance(tenant_column, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tenant_column):

@@ -55,8 +55,12 @@ class TenantStorage:
     def prepare(self, tenant: TenantName) -> None:
         """Make sure a database for ``tenant`` can be opened (directory, keeper)."""
 
-    def connect(self, tenant: TenantName) -> sqlite3.Connection:
-        """Open a plain ``sqlite3`` connection to the tenant's database."""
+    def connect(self, tenant: TenantName, *, create: bool = True) -> sqlite3.Connection:
+        """Open a plain ``sqlite3`` connection to the tenant's database.
+
+        With ``create=False`` a missing database raises ``sqlite3.OperationalError``
+        instead of being created, even if it is dropped between a check and the call.
+        """
         raise NotImplementedError
 
     def size(self, tenant: TenantName) -> int:
@@ -131,7 +135,14 @@ class FileStorage(TenantStorage):
     def prepare(self, tenant: TenantName) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def connect(self, tenant: TenantName) -> sqlite3.Connection:
+    def connect(self, tenant: TenantName, *, create: bool = True) -> sqlite3.Connection:
+        if not create:
+            return sqlite3.connect(
+                self.path(tenant).as_uri() + "?mode=rw",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         self.prepare(tenant)
         return sqlite3.connect(
             self.path(tenant), isolation_level=None, check_same_thread=False
@@ -188,7 +199,9 @@ class MemoryStorage(TenantStorage):
             if tenant not in self._keepers:
                 self._keepers[tenant] = self.connect(tenant)
 
-    def connect(self, tenant: TenantName) -> sqlite3.Connection:
+    def connect(self, tenant: TenantName, *, create: bool = True) -> sqlite3.Connection:
+        if not create and tenant not in self._keepers:
+            raise sqlite3.OperationalError(f"in-memory tenant {tenant!r} does not exist")
         return sqlite3.connect(
             f"{self._database(tenant)}?vfs=memdb",
             uri=True,

@@ -72,6 +72,8 @@ class Mirror:
     ) -> None:
         if not urls:
             raise ValueError("mirror= needs at least one aggregate database URL")
+        for url in urls:
+            check_aggregate_url(url)
         self._dorm = dorm
         self.tenant_column = tenant_column
         self.exclude = tuple(exclude)
@@ -79,13 +81,15 @@ class Mirror:
         self._worker = MirrorWorker(
             self.aggregates,
             self._connect,
+            dorm.storage.exists,
             exclude=self.exclude,
             tenant_column=tenant_column,
         )
         self._closed = False
 
-    def _connect(self, tenant: TenantName) -> sqlite3.Connection:
-        connection = self._dorm.storage.connect(tenant)
+    def _connect(self, tenant: TenantName, *, create: bool = False) -> sqlite3.Connection:
+        # The worker never creates a tenant: one dropped meanwhile stays dropped.
+        connection = self._dorm.storage.connect(tenant, create=create)
         connection.execute(f"PRAGMA busy_timeout = {self._dorm.settings.busy_timeout_ms:d}")
         connection.execute("PRAGMA recursive_triggers = ON")
         return connection
@@ -101,8 +105,12 @@ class Mirror:
         self._worker.notify(tenant)
 
     def install(self, tenant: TenantName) -> None:
-        """Install the capture triggers on ``tenant`` now, in the caller's thread."""
-        connection = self._connect(tenant)
+        """Install the capture triggers on ``tenant`` now, in the caller's thread.
+
+        The registry calls this when it opens a tenant, which creates the
+        database if it is new.
+        """
+        connection = self._connect(tenant, create=True)
         try:
             capture.install_capture(
                 connection, tenant=tenant, exclude=self.exclude, tenant_column=self.tenant_column
@@ -192,9 +200,12 @@ class Mirror:
         self.flush(timeout)
 
     def _outbox_state(self, tenant: TenantName) -> tuple[int, int, float | None]:
-        if not self._dorm.storage.exists(tenant):
+        try:
+            connection = self._connect(tenant)
+        except sqlite3.OperationalError:
+            if self._dorm.storage.exists(tenant):
+                raise
             return 0, 0, None
-        connection = self._connect(tenant)
         try:
             return capture.outbox_state(connection)
         finally:
@@ -214,6 +225,20 @@ class Mirror:
         self._worker.stop(timeout)
         for aggregate in self.aggregates:
             aggregate.dispose()
+
+
+def check_aggregate_url(url: object) -> None:
+    """Raise ``ValueError`` unless ``url`` is a database URL SQLAlchemy can parse."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    hint = "give a database URL such as 'sqlite:///aggregate.db' or 'postgresql+psycopg://user@host/db'"
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"invalid mirror URL {url!r}: {hint}")
+    try:
+        make_url(url)
+    except ArgumentError as error:
+        raise ValueError(f"invalid mirror URL {url!r}: {error}; {hint}") from error
 
 
 def _age(julian_day: float | None) -> float:

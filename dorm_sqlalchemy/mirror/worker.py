@@ -53,12 +53,14 @@ class MirrorWorker:
         self,
         aggregates: list[Aggregate],
         connect: Callable[[TenantName], sqlite3.Connection],
+        exists: Callable[[TenantName], bool],
         *,
         exclude: Collection[str],
         tenant_column: str,
     ) -> None:
         self.aggregates = aggregates
         self._connect = connect
+        self._exists = exists
         self._exclude = frozenset(exclude)
         self._tenant_column = tenant_column
 
@@ -160,6 +162,10 @@ class MirrorWorker:
                 self._condition.wait(min(waits) if waits else None)
 
     def _failed(self, kind: str, tenant: TenantName, progress: TenantProgress, error: Exception) -> None:
+        if kind == "sync" and not self._exists(tenant):
+            # Dropped while it was being mirrored: the drop queued its removal.
+            logger.debug("mirror: tenant %s: dropped during sync (%s)", tenant, error)
+            return
         progress.attempts += 1
         delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (progress.attempts - 1))
         progress.next_attempt = time.monotonic() + delay
@@ -184,8 +190,18 @@ class MirrorWorker:
     # -- one tenant ----------------------------------------------------------
 
     def sync_tenant(self, tenant: TenantName) -> None:
-        """Bring every aggregate up to date with ``tenant``'s outbox."""
-        connection = self._connect(tenant)
+        """Bring every aggregate up to date with ``tenant``'s outbox.
+
+        A tenant whose database no longer exists is skipped: dropping it
+        queued the removal of its rows.
+        """
+        try:
+            connection = self._connect(tenant)
+        except sqlite3.OperationalError:
+            if self._exists(tenant):
+                raise
+            logger.debug("mirror: tenant %s: skipped, its database is gone", tenant)
+            return
         try:
             capture.install_capture(
                 connection,
