@@ -27,6 +27,10 @@ from rich.console import Console  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from dorm_sqlalchemy import Dorm  # noqa: E402
+from examples.chinook.aggregate import (  # noqa: E402
+    aggregate_totals,
+    find_aggregate_mismatches,
+)
 from examples.chinook.importer import (  # noqa: E402
     SOURCE_PATH,
     Country,
@@ -79,6 +83,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="COUNTRY",
         help="import only this country, given by name or tenant name in any "
         "case; repeat the option for several countries (default: all 24)",
+    )
+    parser.add_argument(
+        "--aggregate",
+        metavar="URL",
+        default=None,
+        help="database URL of the aggregate that mirrors every tenant write, "
+        "for example postgresql+psycopg://user@127.0.0.1/chinook "
+        "(default: sqlite:///DIR/_aggregate.db)",
     )
     parser.add_argument(
         "--quiet",
@@ -159,8 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tenants = [country.tenant for country in countries]
     args.data.mkdir(parents=True, exist_ok=True)
-    with Dorm(root=str(args.data)) as dorm:
+    # Names starting with "_" are never tenants, so the aggregate can share
+    # the tenants' directory.
+    aggregate_url = args.aggregate or f"sqlite:///{args.data.resolve()}/_aggregate.db"
+    with Dorm(root=str(args.data), mirror=aggregate_url) as dorm:
         import_seconds = import_tenants(dorm, countries, source)
+        dorm.mirror.flush(timeout=120)
+    aggregate = aggregate_totals(aggregate_url, tenants)
 
     # Closing the last connection to a tenant checkpoints its WAL into the
     # database file, so a second registry reports the file sizes that stay on disk.
@@ -173,8 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(
         f"fan_out: {sum(counts.values())} invoices across {len(counts)} tenants"
     )
+    console.print(
+        f"aggregate: {sum(t.invoices for t in aggregate.values())} invoices, revenue "
+        f"{sum((t.revenue for t in aggregate.values()), ZERO)} in {_safe_url(aggregate_url)}"
+    )
     mismatches = find_mismatches(reports, expected)
     mismatches += check_fan_out(counts, tenants, expected_invoices)
+    mismatches += find_aggregate_mismatches(aggregate, countries, expected)
     if mismatches:
         for message in mismatches:
             print(f"mismatch: {message}", file=sys.stderr)
@@ -189,10 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"OK: {len(reports)} tenant{'' if len(reports) == 1 else 's'}, "
         f"{expected_invoices} invoices, revenue "
-        f"{revenue} match {SOURCE_PATH.name} per country and in total "
+        f"{revenue} match {SOURCE_PATH.name} per country and in total, "
+        "in the tenants and in the aggregate "
         f"({time.perf_counter() - started:.1f} s)"
     )
     return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ def test_demo_runs_twice_with_same_result(tmp_path: Path) -> None:
     assert f"fan_out: {INVOICES} invoices across {COUNTRIES} tenants" in second.stdout
     first_summary = first.stdout.strip().splitlines()[-1]
     assert without_timing(summary) == without_timing(first_summary)
-    assert len(list(data.glob("*.db"))) == COUNTRIES
+    tenant_files = [path for path in data.glob("*.db") if not path.name.startswith("_")]
+    assert len(tenant_files) == COUNTRIES
+    assert (data / "_aggregate.db").is_file()
     assert re.search(rf"\b{INVOICES}\b.*\b{re.escape(REVENUE)}\b", second.stdout)
     assert re.search(r"\bunited-kingdom\b", second.stdout)
 
@@ -103,7 +105,7 @@ def test_demo_only_quiet(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK: 1 tenant,"), result.stdout
     assert len(result.stdout.strip().splitlines()) == 1
-    assert [path.name for path in (tmp_path / "data").glob("*.db")] == ["france.db"]
+    assert sorted(path.name for path in (tmp_path / "data").glob("*.db")) == ["_aggregate.db", "france.db"]
 
 
 def test_demo_unknown_country_exits_2(tmp_path: Path) -> None:
@@ -184,3 +186,33 @@ def test_check_fan_out_missing_tenant() -> None:
 
     assert "fan_out: no row from tenant(s) usa" in messages
     assert "fan_out: the tenants have 35 invoices, the source has 126" in messages
+
+
+def test_aggregate_mismatch_names_country() -> None:
+    from examples.chinook.aggregate import find_aggregate_mismatches
+    from examples.chinook.importer import Country
+    from examples.chinook.report import CountryTotals
+
+    countries = [Country("France", "france"), Country("USA", "usa")]
+    expected = {
+        "France": CountryTotals(35, Decimal("195.10")),
+        "USA": CountryTotals(91, Decimal("523.06")),
+    }
+    found = {
+        "france": CountryTotals(35, Decimal("195.10")),
+        "usa": CountryTotals(90, Decimal("522.07")),
+    }
+
+    messages = find_aggregate_mismatches(found, countries, expected)
+
+    assert any("USA" in message and "90 invoices" in message for message in messages)
+    assert any("USA" in message and "522.07" in message for message in messages)
+    assert any("total" in message for message in messages)
+    assert not any("France" in message for message in messages)
+
+
+def test_demo_mirrors_to_postgres(tmp_path: Path, postgres_url: str) -> None:
+    completed = run_demo("--data", str(tmp_path / "data"), "--aggregate", postgres_url, "--quiet")
+
+    assert completed.returncode == 0, completed.stderr
+    assert "in the aggregate" in completed.stdout
