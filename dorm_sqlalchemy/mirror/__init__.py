@@ -10,6 +10,7 @@ aggregate, tagged with the tenant (see :mod:`.worker`).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -82,6 +83,7 @@ class Mirror:
             self.aggregates,
             self._connect,
             dorm.storage.exists,
+            self._identify,
             exclude=self.exclude,
             tenant_column=tenant_column,
         )
@@ -93,6 +95,17 @@ class Mirror:
         connection.execute(f"PRAGMA busy_timeout = {self._dorm.settings.busy_timeout_ms:d}")
         connection.execute("PRAGMA recursive_triggers = ON")
         return connection
+
+    def _identify(self, tenant: TenantName) -> object | None:
+        # A dropped and recreated tenant is a new file: a new inode.
+        path = self._dorm.path(tenant)
+        if path is None:
+            return None
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return (status.st_dev, status.st_ino)
 
     def start(self) -> None:
         """Start the worker and queue every existing tenant, to catch up on old writes."""
@@ -148,7 +161,7 @@ class Mirror:
         oldest: float | None = None
         behind = []
         for tenant in pending_tenants:
-            _, count, oldest_day = self._outbox_state(tenant)
+            _, count, oldest_day = self._outbox_state(tenant, self._worker.applied.get(tenant, 0))
             if count:
                 behind.append(tenant)
                 total += count
@@ -163,7 +176,8 @@ class Mirror:
         pending = self._worker.pending()
         rows = []
         for tenant in names:
-            _, count, oldest_day = self._outbox_state(tenant)
+            applied = [table[tenant][1] if tenant in table else 0 for table in positions]
+            _, count, oldest_day = self._outbox_state(tenant, min(applied, default=0))
             rows.append(
                 TenantMirrorStatus(
                     tenant=tenant,
@@ -199,7 +213,7 @@ class Mirror:
             self._worker.notify(tenant)
         self.flush(timeout)
 
-    def _outbox_state(self, tenant: TenantName) -> tuple[int, int, float | None]:
+    def _outbox_state(self, tenant: TenantName, after_seq: int) -> tuple[int, int, float | None]:
         try:
             connection = self._connect(tenant)
         except sqlite3.OperationalError:
@@ -207,7 +221,7 @@ class Mirror:
                 raise
             return 0, 0, None
         try:
-            return capture.outbox_state(connection)
+            return capture.outbox_state(connection, after_seq)
         finally:
             connection.close()
 

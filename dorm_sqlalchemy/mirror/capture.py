@@ -321,14 +321,18 @@ def pending_changes(
     return [ChangeRow(row[0], row[1], row[2], tuple(row[3:])) for row in rows]
 
 
-def outbox_state(connection: sqlite3.Connection) -> tuple[int, int, float | None]:
-    """Return (last seq, entries pending, julian day of the oldest entry)."""
+def outbox_state(
+    connection: sqlite3.Connection, after_seq: int = 0
+) -> tuple[int, int, float | None]:
+    """Return (last seq, entries after ``after_seq``, julian day of the oldest of them)."""
     exists = connection.execute(
         "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (OUTBOX,)
     ).fetchone()
     if not exists:
         return 0, 0, None
-    count, oldest = connection.execute(f"SELECT count(*), min(at) FROM {OUTBOX}").fetchone()
+    count, oldest = connection.execute(
+        f"SELECT count(*), min(at) FROM {OUTBOX} WHERE seq > ?", (after_seq,)
+    ).fetchone()
     last = connection.execute(
         "SELECT seq FROM sqlite_sequence WHERE name = ?", (OUTBOX,)
     ).fetchone()

@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
@@ -35,6 +36,16 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 2000
 RETRY_FIRST = 0.2
 RETRY_MAX = 10.0
+
+BATCH_DELAY = 0.02
+"""Seconds a notified tenant waits, so that commits close together share one batch."""
+
+PRUNE_ENTRIES = 1000
+PRUNE_INTERVAL = 1.0
+"""Applied outbox entries are deleted once this many pile up or this many seconds pass,
+because each deletion takes the tenant's write lock away from the application."""
+
+CACHED_CONNECTIONS = 16
 
 
 @dataclass
@@ -54,6 +65,7 @@ class MirrorWorker:
         aggregates: list[Aggregate],
         connect: Callable[[TenantName], sqlite3.Connection],
         exists: Callable[[TenantName], bool],
+        identify: Callable[[TenantName], object | None],
         *,
         exclude: Collection[str],
         tenant_column: str,
@@ -61,6 +73,12 @@ class MirrorWorker:
         self.aggregates = aggregates
         self._connect = connect
         self._exists = exists
+        self._identify = identify
+        # Used by the worker thread only: (connection, file identity) per tenant.
+        self._connections: OrderedDict[TenantName, tuple[sqlite3.Connection, object]] = OrderedDict()
+        self._pruned: dict[TenantName, tuple[int, float]] = {}
+        self.applied: dict[TenantName, int] = {}
+        """The lowest outbox position every aggregate has applied, per tenant."""
         self._exclude = frozenset(exclude)
         self._tenant_column = tenant_column
 
@@ -82,12 +100,16 @@ class MirrorWorker:
             self._condition.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if not self._thread.is_alive():
+            while self._connections:
+                _, (connection, _) = self._connections.popitem()
+                connection.close()
 
     def notify(self, tenant: TenantName) -> None:
         """Mark ``tenant`` as having new changes."""
         with self._condition:
             if tenant not in self._dirty:
-                self._dirty[tenant] = TenantProgress()
+                self._dirty[tenant] = TenantProgress(next_attempt=time.monotonic() + BATCH_DELAY)
                 self._condition.notify()
 
     def forget(self, tenant: TenantName) -> None:
@@ -135,6 +157,9 @@ class MirrorWorker:
             kind, tenant, progress = job
             try:
                 if kind == "forget":
+                    self._close_connection(tenant)
+                    self._pruned.pop(tenant, None)
+                    self.applied.pop(tenant, None)
                     for aggregate in self.aggregates:
                         aggregate.forget(tenant)
                 else:
@@ -196,7 +221,7 @@ class MirrorWorker:
         queued the removal of its rows.
         """
         try:
-            connection = self._connect(tenant)
+            connection = self._tenant_connection(tenant)
         except sqlite3.OperationalError:
             if self._exists(tenant):
                 raise
@@ -211,11 +236,49 @@ class MirrorWorker:
             )
             incarnation = capture.incarnation(connection)
             assert incarnation is not None
-            applied = [self._sync_aggregate(connection, tenant, incarnation, a) for a in self.aggregates]
-            if applied:
-                capture.prune_changes(connection, min(applied))
-        finally:
+            applied = min(self._sync_aggregate(connection, tenant, incarnation, a) for a in self.aggregates)
+            self.applied[tenant] = applied
+            self._prune(connection, tenant, applied)
+        except BaseException:
+            self._close_connection(tenant)
+            if tenant not in self._connections:
+                connection.close()
+            raise
+        if tenant not in self._connections:
             connection.close()
+
+    def _tenant_connection(self, tenant: TenantName) -> sqlite3.Connection:
+        identity = self._identify(tenant)
+        cached = self._connections.get(tenant)
+        if cached is not None:
+            if identity is not None and cached[1] == identity:
+                self._connections.move_to_end(tenant)
+                return cached[0]
+            self._close_connection(tenant)
+
+        connection = self._connect(tenant)
+        if identity is None:
+            # Without a file identity (in-memory tenants) a cached connection
+            # could outlive a drop and keep the old database alive.
+            return connection
+        self._connections[tenant] = (connection, identity)
+        while len(self._connections) > CACHED_CONNECTIONS:
+            self._close_connection(next(iter(self._connections)))
+        return connection
+
+    def _close_connection(self, tenant: TenantName) -> None:
+        cached = self._connections.pop(tenant, None)
+        if cached is not None:
+            cached[0].close()
+
+    def _prune(self, connection: sqlite3.Connection, tenant: TenantName, applied: int) -> None:
+        last_seq, last_time = self._pruned.get(tenant, (0, 0.0))
+        now = time.monotonic()
+        if applied - last_seq < PRUNE_ENTRIES and now - last_time < PRUNE_INTERVAL:
+            return
+        if applied > last_seq:
+            capture.prune_changes(connection, applied)
+        self._pruned[tenant] = (applied, now)
 
     def _sync_aggregate(
         self, connection: sqlite3.Connection, tenant: TenantName, incarnation: str, aggregate: Aggregate
