@@ -22,6 +22,15 @@ from .errors import (
     TenantMismatch,
     TenantNotFound,
 )
+from .json_schema import (
+    ExactDecimal,
+    JsonSchemaError,
+    json_schema_to_sql,
+    json_schema_to_table,
+    json_schemas_to_metadata,
+    table_to_json_schema,
+)
+from .mirror import Mirror, MirrorLag, TenantMirrorStatus
 from .naming import TenantName, canonical_tenant, is_valid_tenant
 from .orm import RoutedSession
 from .registry import Dorm
@@ -32,20 +41,29 @@ __all__ = [
     "Cursor",
     "Dorm",
     "DormError",
+    "ExactDecimal",
     "InvalidTenantName",
+    "JsonSchemaError",
     "MigrationError",
+    "Mirror",
     "MirrorError",
+    "MirrorLag",
     "NoCurrentTenant",
     "RoutedSession",
     "Row",
     "TenantBusy",
     "TenantExists",
     "TenantInUse",
+    "TenantMirrorStatus",
     "TenantMismatch",
     "TenantName",
     "TenantNotFound",
     "canonical_tenant",
     "is_valid_tenant",
+    "json_schema_to_sql",
+    "json_schema_to_table",
+    "json_schemas_to_metadata",
+    "table_to_json_schema",
 ]
 
 __version__ = "0.1.0"

@@ -20,7 +20,7 @@ from .naming import TenantName, canonical_tenant
 if TYPE_CHECKING:
     from .registry import Dorm
 
-__all__ = ["create", "drop", "size", "backup", "migrate"]
+__all__ = ["create", "drop", "size", "backup", "migrate", "migration_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,19 +125,32 @@ def _engine_without_upgrade(dorm: Dorm, tenant: TenantName) -> Any:
     return entry.engine
 
 
-def migrate(dorm: Dorm, tenants: Sequence[str] | None, **options: Any) -> Any:
-    """Bring every listed tenant (all when ``None``) to head."""
+def _existing_names(dorm: Dorm, tenants: Sequence[str] | None, action: str) -> list[TenantName]:
     if dorm._migrator is None:
         raise DormError(
             "this registry has no migrations: pass migrations= (an Alembic script "
             "directory or numbered SQL lists) to Dorm()"
         )
-    from alembic_ext import migrate_all
-
     names = list(dorm.tenants()) if tenants is None else [canonical_tenant(t) for t in tenants]
     for name in names:
         if not dorm.storage.exists(name):
-            raise TenantNotFound(name, "migrate() only upgrades existing tenants")
+            raise TenantNotFound(name, f"{action} covers existing tenants only")
+    return names
+
+
+def migration_status(dorm: Dorm, tenants: Sequence[str] | None, **options: Any) -> Any:
+    """Describe each listed tenant's revision against head, without writing."""
+    from alembic_ext import status
+
+    names = _existing_names(dorm, tenants, "migration_status()")
+    return status(dorm._migrator, names, lambda name: _engine_without_upgrade(dorm, name), **options)
+
+
+def migrate(dorm: Dorm, tenants: Sequence[str] | None, **options: Any) -> Any:
+    """Bring every listed tenant (all when ``None``) to head."""
+    from alembic_ext import migrate_all
+
+    names = _existing_names(dorm, tenants, "migrate()")
     report = migrate_all(dorm._migrator, names, lambda name: _engine_without_upgrade(dorm, name), **options)
     for result in getattr(report, "results", []):
         if getattr(result, "error", None) is None:

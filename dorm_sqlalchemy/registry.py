@@ -182,6 +182,8 @@ class Dorm:
             if is_new and not create:
                 raise TenantNotFound(tenant)
             self.storage.prepare(tenant)
+            if is_new and upgrade:
+                self._copy_template(tenant)
             entry = TenantEngines(
                 tenant,
                 self.storage,
@@ -206,6 +208,16 @@ class Dorm:
         for old in evicted:
             self._retire(old)
         return entry
+
+    def _copy_template(self, tenant: TenantName) -> None:
+        # A new tenant starts as a copy of a database already at head, so it
+        # does not replay the whole migration history.
+        if self._migrator is None or not isinstance(self.storage, FileStorage):
+            return
+        from alembic_ext import copy_template
+
+        template = self._migrator.template_path(self.storage.directory)
+        copy_template(template, self.storage.path(tenant))
 
     def _upgrade_once(self, entry: TenantEngines) -> None:
         if self._migrator is None or entry.tenant in self._migrated:
@@ -364,8 +376,18 @@ class Dorm:
         return lifecycle.backup(self, canonical_tenant(tenant), Path(path), overwrite=overwrite)
 
     def migrate(self, tenants: Sequence[str] | None = None, **options: Any) -> Any:
-        """Bring ``tenants`` (every tenant when ``None``) to head; return a per-tenant report."""
+        """Bring ``tenants`` (every tenant when ``None``) to head; return a per-tenant report.
+
+        ``jobs`` (default 4) tenants are handled at once; ``progress=True``
+        shows a progress bar (default: when stderr is a terminal). Returns an
+        :class:`alembic_ext.MigrationReport`; tenants that failed are in
+        ``report.failed`` and the others are still upgraded.
+        """
         return lifecycle.migrate(self, tenants, **options)
+
+    def migration_status(self, tenants: Sequence[str] | None = None, **options: Any) -> Any:
+        """Return each tenant's revision against head (read-only) as an :class:`alembic_ext.StatusReport`."""
+        return lifecycle.migration_status(self, tenants, **options)
 
     @contextmanager
     def raw_connection(self, tenant: str) -> Iterator[sqlite3.Connection]:

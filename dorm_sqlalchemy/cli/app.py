@@ -20,14 +20,20 @@ import sqlalchemy
 
 from .. import __version__
 from ..registry import Dorm
-from . import mirror, sql, tenants
+from . import migrations, mirror, schema, sql, tenants
 from .command import ArgumentParser, Command, UsageError, seconds_argument
 from .context import ENV_ROOT, ENV_URL, Context, library_logging
 from .errors import describe_error
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[Command, ...] = (*tenants.COMMANDS, sql.COMMAND, mirror.COMMAND)
+COMMANDS: tuple[Command, ...] = (
+    *tenants.COMMANDS,
+    sql.COMMAND,
+    *migrations.COMMANDS,
+    mirror.COMMAND,
+    schema.COMMAND,
+)
 """Every ``dorm`` command, in the order ``dorm --help`` lists them."""
 
 _DEFAULT_BUSY_TIMEOUT: float = inspect.signature(Dorm).parameters["busy_timeout"].default
