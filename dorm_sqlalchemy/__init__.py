@@ -16,6 +16,7 @@ from .errors import (
     MigrationError,
     MirrorError,
     NoCurrentTenant,
+    RegistryClosed,
     TenantBusy,
     TenantExists,
     TenantInUse,
@@ -32,7 +33,7 @@ from .json_schema import (
 )
 from .mirror import Mirror, MirrorLag, TenantMirrorStatus
 from .naming import TenantName, canonical_tenant, is_valid_tenant
-from .orm import RoutedSession
+from .orm import RoutedSession, TenantSession
 from .registry import Dorm
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "MirrorError",
     "MirrorLag",
     "NoCurrentTenant",
+    "RegistryClosed",
     "RoutedSession",
     "Row",
     "TenantBusy",
@@ -58,6 +60,7 @@ __all__ = [
     "TenantMismatch",
     "TenantName",
     "TenantNotFound",
+    "TenantSession",
     "canonical_tenant",
     "is_valid_tenant",
     "json_schema_to_sql",

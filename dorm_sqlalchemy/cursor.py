@@ -37,17 +37,70 @@ ASYNC_BATCH_ROWS = 256
 """Rows fetched per worker-thread hop by :class:`AsyncCursor`."""
 
 
-def _check_statement(sql: object) -> str:
+def _first_keyword(sql: object) -> str:
     if not isinstance(sql, str):
         raise TypeError(f"SQL must be a str, got {type(sql).__name__}: {sql!r}")
     match = _FIRST_KEYWORD.match(sql)
-    if match and match.group(1).upper() in _TRANSACTION_KEYWORDS:
+    keyword = match.group(1).upper() if match else ""
+    if keyword in _TRANSACTION_KEYWORDS:
         raise DormError(
-            f"{match.group(1).upper()} is not allowed in dorm.exec(): each call runs "
-            "in its own transaction; use dorm.session(tenant) or "
-            "dorm.engine(tenant).begin() for a transaction of several statements"
+            f"{keyword} is not allowed in dorm.exec(): each call runs in its own "
+            "transaction; use dorm.session(tenant) or dorm.engine(tenant).begin() "
+            "for a transaction of several statements"
         )
-    return sql
+    return keyword
+
+
+# The actions a read-only query may take (sqlite3 authorizer action codes);
+# BEGIN and COMMIT come from SQLAlchemy around the query.
+_READ_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_SELECT,
+        sqlite3.SQLITE_READ,
+        sqlite3.SQLITE_FUNCTION,
+        sqlite3.SQLITE_RECURSIVE,
+        sqlite3.SQLITE_TRANSACTION,
+    }
+)
+
+
+# Pragmas that only read, whatever their argument.
+INTROSPECTION_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "foreign_key_list",
+        "database_list",
+        "collation_list",
+        "function_list",
+        "pragma_list",
+        "compile_options",
+    }
+)
+
+
+def read_only_authorizer(
+    action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None
+) -> int:
+    """Allow reading and introspection only (a ``sqlite3`` authorizer callback)."""
+    if action in _READ_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        # PRAGMA x reads; PRAGMA x = value and PRAGMA x(value) set, except
+        # for the introspection pragmas, whose argument is a table or index.
+        if arg2 is None or (arg1 or "").lower() in INTROSPECTION_PRAGMAS:
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+    # SQLite 3.40 reports its own reading of the schema, when a pragma table
+    # function first loads it, as an UPDATE of sqlite_master; SQL itself cannot
+    # write sqlite_master unless PRAGMA writable_schema is on, which is denied.
+    if action == sqlite3.SQLITE_UPDATE and arg1 in ("sqlite_master", "sqlite_temp_master"):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
 
 
 def _bind_parameters(params: Sequence[Any]) -> Sequence[Any] | Mapping[str, Any]:
@@ -75,6 +128,9 @@ class Cursor:
         connection: sqlite3.Connection,
         dbapi_cursor: sqlite3.Cursor,
         changes_before: int,
+        *,
+        read_only: bool = False,
+        discard: bool = False,
     ) -> None:
         self.tenant = entry.tenant
         self.column_names: tuple[str, ...] = tuple(
@@ -87,28 +143,46 @@ class Cursor:
         self._cursor: sqlite3.Cursor | None = dbapi_cursor
         self._changes_before = changes_before
         self._finalizer = weakref.finalize(
-            self, _release, entry, connection, dbapi_cursor
+            self, _release, entry, connection, dbapi_cursor, read_only, discard
         )
         if dbapi_cursor.description is None:
             self.close()
 
     @classmethod
-    def execute(cls, entry: TenantEngines, sql: str, params: Sequence[Any]) -> Cursor:
-        sql = _check_statement(sql)
+    def execute(
+        cls, entry: TenantEngines, sql: str, params: Sequence[Any], *, read_only: bool = False
+    ) -> Cursor:
+        """Run ``sql`` on a statement connection of ``entry``.
+
+        ``read_only`` denies anything but reading (writes, ATTACH, pragmas
+        that set a value) with SQLite's authorizer, before the statement runs.
+        """
+        keyword = _first_keyword(sql)
         parameters = _bind_parameters(params)
+        # A PRAGMA may undo the connection setup (foreign_keys = OFF), so its
+        # connection is closed afterwards instead of being reused.
+        discard = keyword == "PRAGMA"
         connection = entry.acquire_statement_connection()
+        if read_only:
+            connection.set_authorizer(read_only_authorizer)
         try:
             changes_before = connection.total_changes
             dbapi_cursor = connection.execute(sql, parameters)
         except sqlite3.Error as error:
-            entry.release_statement_connection(connection)
+            _release(entry, connection, None, read_only, discard)
+            if read_only and error.sqlite_errorcode == sqlite3.SQLITE_AUTH:  # type: ignore[attr-defined]
+                raise DormError(
+                    f"tenant {entry.tenant!r}: fan_out() only reads, and this statement "
+                    f"does more: {sql[:80]!r}; use dorm.exec() on each tenant to write",
+                    tenant=entry.tenant,
+                ) from error
             raise _translate(
                 error, sql, parameters, entry.tenant, entry.settings.busy_timeout
             ) from error
         except BaseException:
-            entry.release_statement_connection(connection)
+            _release(entry, connection, None, read_only, discard)
             raise
-        return cls(entry, connection, dbapi_cursor, changes_before)
+        return cls(entry, connection, dbapi_cursor, changes_before, read_only=read_only, discard=discard)
 
     # -- rows --------------------------------------------------------------
 
@@ -224,9 +298,18 @@ class Cursor:
         return f"<Cursor tenant={self.tenant!r} columns={list(self.column_names)} {state}>"
 
 
-def _release(entry: TenantEngines, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
-    cursor.close()
-    entry.release_statement_connection(connection)
+def _release(
+    entry: TenantEngines,
+    connection: sqlite3.Connection,
+    cursor: sqlite3.Cursor | None,
+    read_only: bool,
+    discard: bool,
+) -> None:
+    if cursor is not None:
+        cursor.close()
+    if read_only:
+        connection.set_authorizer(None)
+    entry.release_statement_connection(connection, discard=discard)
 
 
 class AsyncCursor:

@@ -24,8 +24,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util.concurrency import in_greenlet
 
 from .connections import ConnectionSettings, configure_dbapi_connection, install_connection_events
+from .errors import TenantNotFound
 from .naming import TenantName
 from .storage import TenantStorage
 
@@ -60,6 +62,7 @@ class TenantEngines:
         self.storage = storage
         self.settings = settings
         self.retired = False
+        self.dropped = False
         self.checked_out = 0
 
         self.on_write: Callable[[TenantName], None] | None = None
@@ -68,7 +71,10 @@ class TenantEngines:
         self._pool_size = pool_size
         self._engine_options = engine_options
         self._changes_at_checkout: dict[int, int] = {}
-        self._lock = threading.Lock()
+        # Reentrant: a garbage collection inside a locked block can run a
+        # checkin listener for a leaked connection in the same thread.
+        self._count_lock = threading.RLock()
+        self._create_lock = threading.Lock()
         self._async_engine: AsyncEngine | None = None
         self._statement_connections: deque[sqlite3.Connection] = deque()
 
@@ -86,7 +92,7 @@ class TenantEngines:
     @property
     def async_engine(self) -> AsyncEngine:
         if self._async_engine is None:
-            with self._lock:
+            with self._create_lock:
                 if self._async_engine is None:
                     options: dict[str, Any] = {"pool_size": self._pool_size, "max_overflow": 16}
                     options.update(self._engine_options)
@@ -94,6 +100,10 @@ class TenantEngines:
                     self._install_events(engine.sync_engine)
                     self._async_engine = engine
         return self._async_engine
+
+    @property
+    def has_async_engine(self) -> bool:
+        return self._async_engine is not None
 
     def _install_events(self, engine: Engine) -> None:
         install_connection_events(
@@ -103,23 +113,41 @@ class TenantEngines:
 
         @event.listens_for(engine, "checkout")
         def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-            with self._lock:
-                self.checked_out += 1
+            self._count_checkout()
             if self.on_write is not None:
                 record.info["dorm_changes"] = _total_changes(dbapi_connection)
 
         @event.listens_for(engine, "checkin")
         def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-            with self._lock:
+            with self._count_lock:
                 self.checked_out -= 1
+            pragma_changed = record.info.pop("dorm_pragma", False)
             if self.on_write is not None and dbapi_connection is not None:
                 before = record.info.pop("dorm_changes", None)
                 if before is not None and _total_changes(dbapi_connection) != before:
                     self.on_write(self.tenant)
-            # An aiosqlite connection can only be closed from the event loop,
-            # so retired async engines are disposed by Dorm.aclose() instead.
-            if self.retired and not is_async and dbapi_connection is not None:
+            if dbapi_connection is None or not (self.retired or pragma_changed):
+                return
+            # An aiosqlite connection can be closed only from a greenlet of
+            # the event loop, which is where AsyncSession and AsyncConnection
+            # check connections in; a garbage-collected one is left to SQLAlchemy.
+            if not is_async or in_greenlet():
                 record.close()
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _on_execute(
+            connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+        ) -> None:
+            # A PRAGMA may undo the connection setup (foreign_keys = OFF), so
+            # such a connection is closed instead of going back to the pool.
+            if statement.lstrip()[:6].upper() == "PRAGMA":
+                connection.connection.info["dorm_pragma"] = True
+
+    def _count_checkout(self) -> None:
+        with self._count_lock:
+            if self.dropped:
+                raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
+            self.checked_out += 1
 
     # -- statement connections -------------------------------------------
 
@@ -129,35 +157,53 @@ class TenantEngines:
         A pool checkout costs about twice a point query on SQLite, so
         ``Dorm.exec`` keeps its own small stack of configured connections.
         """
+        self._count_checkout()
         try:
             connection = self._statement_connections.pop()
         except IndexError:
-            connection = self.storage.connect(self.tenant)
-            configure_dbapi_connection(
-                connection, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
-            )
-        with self._lock:
-            self.checked_out += 1
+            try:
+                connection = self.storage.connect(self.tenant)
+                configure_dbapi_connection(
+                    connection, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
+                )
+            except BaseException:
+                with self._count_lock:
+                    self.checked_out -= 1
+                raise
         if self.on_write is not None:
             self._changes_at_checkout[id(connection)] = connection.total_changes
         return connection
 
-    def release_statement_connection(self, connection: sqlite3.Connection) -> None:
-        """Return a connection taken by :meth:`acquire_statement_connection`."""
-        with self._lock:
-            self.checked_out -= 1
+    def release_statement_connection(self, connection: sqlite3.Connection, *, discard: bool = False) -> None:
+        """Return a connection taken by :meth:`acquire_statement_connection`.
+
+        ``discard`` closes it instead, for a connection whose settings a
+        statement may have changed.
+        """
         if connection.in_transaction:
             connection.rollback()
         if self.on_write is not None:
             before = self._changes_at_checkout.pop(id(connection), None)
             if before is not None and connection.total_changes != before:
                 self.on_write(self.tenant)
-        if self.retired or len(self._statement_connections) >= STATEMENT_CONNECTIONS:
+        if discard or self.retired or len(self._statement_connections) >= STATEMENT_CONNECTIONS:
             connection.close()
         else:
             self._statement_connections.append(connection)
+        with self._count_lock:
+            self.checked_out -= 1
 
     # -- disposal ----------------------------------------------------------
+
+    def mark_dropped(self) -> int:
+        """Refuse new checkouts and return how many connections are still checked out."""
+        with self._count_lock:
+            self.dropped = True
+            return self.checked_out
+
+    def unmark_dropped(self) -> None:
+        with self._count_lock:
+            self.dropped = False
 
     def retire(self) -> None:
         """Close idle connections now and every other one when it is checked in."""
@@ -234,6 +280,10 @@ class EngineCache:
     def pop(self, tenant: TenantName) -> TenantEngines | None:
         with self._lock:
             return self._entries.pop(tenant, None)
+
+    def entries(self) -> list[TenantEngines]:
+        with self._lock:
+            return list(self._entries.values())
 
     def pop_all(self) -> list[TenantEngines]:
         with self._lock:

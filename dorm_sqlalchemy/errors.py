@@ -17,6 +17,7 @@ __all__ = [
     "TenantBusy",
     "TenantInUse",
     "NoCurrentTenant",
+    "RegistryClosed",
     "TenantMismatch",
     "AsyncLazyLoadError",
     "MigrationError",
@@ -97,6 +98,13 @@ class TenantInUse(DormError):
             tenant=tenant,
         )
         self.checked_out = checked_out
+
+
+class RegistryClosed(DormError, RuntimeError):
+    """The registry was closed; create a new :class:`~dorm_sqlalchemy.Dorm` to go on."""
+
+    def __init__(self) -> None:
+        super().__init__("this Dorm registry is closed: create a new one")
 
 
 class NoCurrentTenant(DormError, LookupError):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import exc as sa_exc
+
 from .connections import BEGIN_OPTION
+from .cursor import Cursor, read_only_authorizer
 from .errors import DormError
 
 if TYPE_CHECKING:
@@ -38,12 +42,25 @@ def fan_out(
     def query(tenant: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
         entry = open_tenant(tenant)
         if isinstance(statement, str):
-            with entry_cursor(entry, statement, params) as cursor:
+            with Cursor.execute(entry, statement, params, read_only=True) as cursor:
                 return cursor.column_names, list(cursor.raw())
         with entry.engine.connect().execution_options(**{BEGIN_OPTION: "deferred"}) as connection:
-            result = connection.execute(statement, *params)
-            columns = tuple(result.keys())
-            return columns, [tuple(row) for row in result]
+            dbapi_connection = connection.connection.dbapi_connection
+            dbapi_connection.set_authorizer(read_only_authorizer)
+            try:
+                result = connection.execute(statement, *params)
+                columns = tuple(result.keys())
+                return columns, [tuple(row) for row in result]
+            except sa_exc.DBAPIError as error:
+                if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_AUTH:
+                    raise DormError(
+                        f"tenant {tenant!r}: fan_out() only reads, and this statement "
+                        "does more: use dorm.session() on each tenant to write",
+                        tenant=tenant,
+                    ) from error
+                raise
+            finally:
+                dbapi_connection.set_authorizer(None)
 
     workers = min(max_workers, len(tenants))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dorm-fan-out") as pool:
@@ -60,12 +77,6 @@ def fan_out(
     for tenant, (_, values) in zip(tenants, results):
         rows.extend(row_type(tenant, *value) for value in values)
     return rows
-
-
-def entry_cursor(entry: TenantEngines, sql: str, params: Sequence[Any]) -> Any:
-    from .cursor import Cursor
-
-    return Cursor.execute(entry, sql, params)
 
 
 def _guard(query: Callable[[str], Any]) -> Callable[[str], Any]:

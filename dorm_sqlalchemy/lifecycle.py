@@ -42,21 +42,32 @@ def create(dorm: Dorm, tenant: TenantName, *, exist_ok: bool) -> TenantName:
 
 
 def drop(dorm: Dorm, tenant: TenantName, *, missing_ok: bool) -> None:
-    """Dispose the tenant's engines and delete its database files."""
-    entry = dorm._engines.get(tenant)
-    if entry is not None and entry.checked_out > 0:
-        raise TenantInUse(tenant, entry.checked_out)
+    """Dispose the tenant's engines and delete its database files.
 
-    entry = dorm._engines.pop(tenant)
-    if entry is not None:
-        entry.dispose()
-    dorm._migrated.discard(tenant)
+    Runs under the tenant's open lock, so nobody opens it meanwhile, and
+    marks every engine of the tenant (cached or retired) as dropped before
+    counting their connections, so no checkout slips in before the files go.
+    """
+    with dorm._open_lock(tenant):
+        entries = dorm._entries_of(tenant)
+        in_use = sum(entry.mark_dropped() for entry in entries)
+        if in_use:
+            for entry in entries:
+                entry.unmark_dropped()
+            raise TenantInUse(tenant, in_use)
 
-    if not dorm.storage.exists(tenant):
-        if missing_ok:
-            return
-        raise TenantNotFound(tenant, "there is nothing to drop")
-    dorm.storage.remove(tenant)
+        cached = dorm._engines.pop(tenant)
+        for entry in entries:
+            if entry is cached:
+                entry.dispose()
+        dorm._migrated.discard(tenant)
+
+        if not dorm.storage.exists(tenant):
+            if missing_ok:
+                return
+            raise TenantNotFound(tenant, "there is nothing to drop")
+        dorm.storage.remove(tenant)
+
     if dorm.mirror is not None:
         dorm.mirror.forget(tenant)
     logger.info("tenant %s: dropped", tenant)
@@ -73,10 +84,23 @@ def backup(dorm: Dorm, tenant: TenantName, path: Path, *, overwrite: bool) -> Pa
     if not dorm.storage.exists(tenant):
         raise TenantNotFound(tenant, "there is nothing to back up")
     path = Path(os.path.abspath(path))
+    if path.is_dir():
+        raise DormError(
+            f"backup of tenant {tenant!r} not written: {path} is a directory; "
+            "give the path of the backup file, such as "
+            f"{path / (tenant + '.db')}",
+            tenant=tenant,
+        )
     if path.exists() and not overwrite:
         raise DormError(
             f"backup of tenant {tenant!r} not written: {path} already exists; "
-            "pass overwrite=True (or --overwrite) to replace it",
+            "pass overwrite=True to replace it",
+            tenant=tenant,
+        )
+    if dorm.path(tenant) is not None and path == dorm.path(tenant):
+        raise DormError(
+            f"backup of tenant {tenant!r} not written: {path} is the tenant's own "
+            "database file; choose another path",
             tenant=tenant,
         )
     if not path.parent.is_dir():

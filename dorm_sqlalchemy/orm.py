@@ -1,11 +1,20 @@
-"""Routed sessions: ORM sessions that pick their tenant from the current context.
+"""Tenant sessions: ORM sessions that belong to exactly one tenant.
 
-A routed session belongs to exactly one tenant, which it takes from
-``dorm.tenant(...)`` when it is created, or else when it first needs a
-connection. Its identity map therefore never holds objects of two tenants,
-so two rows with the same primary key in two tenants are always two objects
-in two sessions. Using it later while another tenant is current raises
-:class:`~dorm_sqlalchemy.errors.TenantMismatch` instead of mixing them.
+Every session the registry makes (``dorm.session(t)``, ``dorm.sessionmaker()``
+and their async forms) is a :class:`TenantSession`. It carries its tenant in
+the identity of every object it loads or saves, as SQLAlchemy's horizontal
+sharding extension does with its *identity token*, so:
+
+* two rows with the same primary key in two tenants are two objects with two
+  identity keys, even if they meet in one session;
+* an object of one tenant added or merged into another tenant's session raises
+  :class:`~dorm_sqlalchemy.errors.TenantMismatch` instead of being written to
+  the wrong database.
+
+A routed session (:class:`RoutedSession`) takes its tenant from
+``dorm.tenant(...)`` when it is created, or else when it first needs it, and
+keeps it: using it later while another tenant is current raises
+:class:`~dorm_sqlalchemy.errors.TenantMismatch`.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -24,7 +33,13 @@ from .naming import TenantName
 if TYPE_CHECKING:
     from .registry import Dorm
 
-__all__ = ["TenantScope", "RoutedSession", "AsyncBackedSession", "RoutedAsyncBackedSession"]
+__all__ = [
+    "TenantScope",
+    "TenantSession",
+    "RoutedSession",
+    "AsyncBackedSession",
+    "RoutedAsyncBackedSession",
+]
 
 
 class TenantScope:
@@ -59,8 +74,65 @@ class TenantScope:
         self.__exit__(exc_type, exc, traceback)
 
 
-class RoutedSession(Session):
-    """A :class:`~sqlalchemy.orm.Session` bound to the current tenant of a :class:`Dorm`."""
+class TenantSession(Session):
+    """A :class:`~sqlalchemy.orm.Session` bound to one tenant, which tags its objects."""
+
+    def __init__(self, *, tenant: TenantName | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.tenant: TenantName | None = tenant
+
+    def resolve_tenant(self) -> TenantName:
+        """Return the session's tenant (raising when it cannot be known)."""
+        assert self.tenant is not None
+        return self.tenant
+
+    def _check_token(self, token: object) -> None:
+        if token is not None and token != self.resolve_tenant():
+            raise TenantMismatch(str(token), self.resolve_tenant())
+
+    def get(self, entity: Any, ident: Any, **options: Any) -> Any:
+        self._check_token(options.get("identity_token"))
+        options["identity_token"] = self.resolve_tenant()
+        return super().get(entity, ident, **options)
+
+    def get_one(self, entity: Any, ident: Any, **options: Any) -> Any:
+        self._check_token(options.get("identity_token"))
+        options["identity_token"] = self.resolve_tenant()
+        return super().get_one(entity, ident, **options)
+
+
+def _tag_loads(state: ORMExecuteState) -> None:
+    session = state.session
+    if isinstance(session, TenantSession):
+        state.update_execution_options(identity_token=session.resolve_tenant())
+
+
+def _check_attach(session: Session, instance: object) -> None:
+    if not isinstance(session, TenantSession):
+        return
+    key = inspect(instance).key
+    if key is not None and key[2] is not None:
+        # Also pins a routed session that had no tenant yet.
+        session._check_token(key[2])
+
+
+def _tag_new_objects(session: Session, flush_context: Any, instances: Any) -> None:
+    if not isinstance(session, TenantSession):
+        return
+    tenant = session.resolve_tenant()
+    for instance in session.new:
+        state = inspect(instance)
+        if state.identity_token is None:
+            state.identity_token = tenant
+
+
+event.listen(TenantSession, "do_orm_execute", _tag_loads)
+event.listen(TenantSession, "before_attach", _check_attach)
+event.listen(TenantSession, "before_flush", _tag_new_objects)
+
+
+class RoutedSession(TenantSession):
+    """A :class:`TenantSession` that takes its tenant from the current ``dorm.tenant(...)``."""
 
     def __init__(self, *, dorm: Dorm, **options: Any) -> None:
         if options.get("bind") is not None or options.get("binds"):
@@ -70,14 +142,11 @@ class RoutedSession(Session):
             )
         options.pop("bind", None)
         options.pop("binds", None)
-        super().__init__(**options)
+        super().__init__(tenant=dorm.current_tenant, **options)
         self.dorm = dorm
-        self.tenant: TenantName | None = dorm.current_tenant
+        self._engine: Any = None
 
-    def get_bind(self, mapper: Any = None, clause: Any = None, **kw: Any) -> Any:
-        return self.dorm.engine(self._resolve_tenant())
-
-    def _resolve_tenant(self) -> TenantName:
+    def resolve_tenant(self) -> TenantName:
         current = self.dorm.current_tenant
         if self.tenant is None:
             if current is None:
@@ -86,6 +155,18 @@ class RoutedSession(Session):
         elif current is not None and current != self.tenant:
             raise TenantMismatch(self.tenant, current)
         return self.tenant
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, **kw: Any) -> Any:
+        tenant = self.resolve_tenant()
+        # One engine for the session's whole life: if the registry evicts the
+        # tenant meanwhile, the session keeps using the connection it holds
+        # instead of opening a second one that would wait for its own lock.
+        if self._engine is None:
+            self._engine = self._engine_for(tenant)
+        return self._engine
+
+    def _engine_for(self, tenant: TenantName) -> Any:
+        return self.dorm.engine(tenant)
 
 
 class _RaiseOnImplicitLoad:
@@ -104,18 +185,15 @@ class _RaiseOnImplicitLoad:
             raise AsyncLazyLoadError(getattr(state.session, "tenant", None), what)
 
 
-class AsyncBackedSession(Session):
+class AsyncBackedSession(TenantSession):
     """The sync session behind a tenant's :class:`~sqlalchemy.ext.asyncio.AsyncSession`."""
 
 
 class RoutedAsyncBackedSession(RoutedSession):
     """The sync session behind a routed :class:`~sqlalchemy.ext.asyncio.AsyncSession`."""
 
-    def __init__(self, *, dorm: Dorm, **options: Any) -> None:
-        super().__init__(dorm=dorm, **options)
-
-    def get_bind(self, mapper: Any = None, clause: Any = None, **kw: Any) -> Any:
-        return self.dorm.async_engine(self._resolve_tenant()).sync_engine
+    def _engine_for(self, tenant: TenantName) -> Any:
+        return self.dorm.async_engine(tenant).sync_engine
 
 
 event.listen(AsyncBackedSession, "do_orm_execute", _RaiseOnImplicitLoad.check)

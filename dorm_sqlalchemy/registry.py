@@ -23,11 +23,17 @@ from . import lifecycle
 from .connections import BEGIN_MODES, BEGIN_OPTION, SYNCHRONOUS_MODES, ConnectionSettings
 from .cursor import AsyncCursor, Cursor
 from .engines import DEFAULT_MAX_ENGINES, DEFAULT_POOL_SIZE, EngineCache, TenantEngines
-from .errors import TenantNotFound
+from .errors import DormError, RegistryClosed, TenantNotFound
 from .fanout import TenantRow, fan_out
 from .mirror import Mirror, check_aggregate_url
 from .naming import TenantName, canonical_tenant
-from .orm import AsyncBackedSession, RoutedAsyncBackedSession, RoutedSession, TenantScope
+from .orm import (
+    AsyncBackedSession,
+    RoutedAsyncBackedSession,
+    RoutedSession,
+    TenantScope,
+    TenantSession,
+)
 from .storage import FileStorage, TenantStorage, storage_from_url
 
 if TYPE_CHECKING:
@@ -124,6 +130,7 @@ class Dorm:
         self._engines = EngineCache(max_engines)
         self._retired: list[TenantEngines] = []
         self._retired_lock = threading.Lock()
+        self._disposals: set[asyncio.Task[None]] = set()
         self._open_locks = [threading.Lock() for _ in range(_OPEN_LOCK_STRIPES)]
         self._migrator = _make_migrator(migrations)
         self._migrated: set[TenantName] = set()
@@ -170,8 +177,7 @@ class Dorm:
         self._check_open()
         if create is None:
             create = self.create_on_first_use
-        lock = self._open_locks[hash(tenant) % _OPEN_LOCK_STRIPES]
-        with lock:
+        with self._open_lock(tenant):
             entry = self._engines.get(tenant)
             if entry is not None:
                 if upgrade:
@@ -207,6 +213,8 @@ class Dorm:
 
         for old in evicted:
             self._retire(old)
+        if self._retired:
+            self._sweep_retired()
         return entry
 
     def _copy_template(self, tenant: TenantName) -> None:
@@ -228,22 +236,59 @@ class Dorm:
     def _retire(self, entry: TenantEngines) -> None:
         logger.debug("tenant %s: engine retired from the cache", entry.tenant)
         entry.retire()
-        with self._retired_lock:
-            self._retired = [old for old in self._retired if old.checked_out > 0]
-            if entry.checked_out > 0 or entry._async_engine is not None:
+        # Kept while connections are checked out (drop() must see them) and
+        # until the async engine, which only a coroutine can close, is disposed.
+        if entry.has_async_engine or entry.checked_out > 0:
+            with self._retired_lock:
                 self._retired.append(entry)
+
+    def _open_lock(self, tenant: TenantName) -> threading.Lock:
+        return self._open_locks[hash(tenant) % _OPEN_LOCK_STRIPES]
+
+    def _entries_of(self, tenant: TenantName) -> list[TenantEngines]:
+        """Return the cached and the retired engines of ``tenant``."""
+        with self._retired_lock:
+            entries = [entry for entry in self._retired if entry.tenant == tenant]
+        cached = self._engines.get(tenant)
+        if cached is not None:
+            entries.append(cached)
+        return entries
+
+    def _sweep_retired(self) -> None:
+        """Dispose the async engines of retired tenants that nobody uses any more."""
+        with self._retired_lock:
+            idle = [entry for entry in self._retired if entry.checked_out == 0]
+            self._retired = [entry for entry in self._retired if entry.checked_out > 0]
+        for entry in idle:
+            if entry.has_async_engine:
+                self._dispose_async_engine(entry)
+
+    def _dispose_async_engine(self, entry: TenantEngines) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            asyncio.run(entry.async_engine.dispose())
+            return
+        # Inside a running loop the disposal cannot block: it runs as a task
+        # that aclose() awaits if it has not finished by then.
+        task = loop.create_task(entry.async_engine.dispose())
+        self._disposals.add(task)
+        task.add_done_callback(self._disposals.discard)
 
     # -- sessions ----------------------------------------------------------
 
-    def session(self, tenant: str, **options: Any) -> Session:
+    def session(self, tenant: str, **options: Any) -> TenantSession:
         """Return a new :class:`~sqlalchemy.orm.Session` bound to ``tenant``.
 
         ``begin="deferred"`` makes its transactions begin without the write
         lock, for sessions that only read. Other keyword arguments go to
         :class:`~sqlalchemy.orm.Session`.
         """
-        engine = self.engine(tenant)
-        return Session(bind=_with_begin(engine, options.pop("begin", None)), **options)
+        name = canonical_tenant(tenant)
+        engine = self.engine(name)
+        return TenantSession(tenant=name, bind=_with_begin(engine, options.pop("begin", None)), **options)
 
     def async_session(self, tenant: str, **options: Any) -> AsyncSession:
         """Return a new :class:`~sqlalchemy.ext.asyncio.AsyncSession` bound to ``tenant``.
@@ -251,10 +296,13 @@ class Dorm:
         ``expire_on_commit`` defaults to ``False``, so attributes stay
         readable after ``await session.commit()`` without new I/O.
         """
-        engine = self.async_engine(tenant)
+        name = canonical_tenant(tenant)
+        engine = self.async_engine(name)
         options.setdefault("expire_on_commit", False)
         options.setdefault("sync_session_class", AsyncBackedSession)
-        return AsyncSession(bind=_with_begin(engine, options.pop("begin", None)), **options)
+        return AsyncSession(
+            bind=_with_begin(engine, options.pop("begin", None)), tenant=name, **options
+        )
 
     def sessionmaker(self, **options: Any) -> sessionmaker[RoutedSession]:
         """Return a session factory that routes each session to the current tenant.
@@ -321,6 +369,11 @@ class Dorm:
         tenant, in the order of ``tenants`` (sorted when ``None``); each row's
         first field is ``tenant``. Unknown tenants raise :class:`TenantNotFound`.
         """
+        if isinstance(tenants, str):
+            raise TypeError(
+                f"tenants must be a list of names, not the string {tenants!r}: "
+                f"write tenants=[{tenants!r}]"
+            )
         names = list(self.tenants()) if tenants is None else [canonical_tenant(t) for t in tenants]
         for name in names:
             if not self.storage.exists(name) and name not in self._engines:
@@ -418,6 +471,11 @@ class Dorm:
         """
         if self._closed:
             return
+        if self._has_async_engines() and _loop_is_running():
+            raise DormError(
+                "Dorm.close() cannot dispose async engines from inside a running "
+                "event loop: use `await dorm.aclose()` or `async with Dorm(...)`"
+            )
         self._closed = True
         if self.mirror is not None:
             self.mirror.close()
@@ -432,9 +490,16 @@ class Dorm:
         self._closed = True
         if self.mirror is not None:
             await asyncio.to_thread(self.mirror.close)
+        if self._disposals:
+            await asyncio.gather(*self._disposals, return_exceptions=True)
         for entry in self._take_all_entries():
             await entry.adispose()
         self.storage.close()
+
+    def _has_async_engines(self) -> bool:
+        with self._retired_lock:
+            retired = list(self._retired)
+        return any(entry.has_async_engine for entry in [*self._engines.entries(), *retired])
 
     def _take_all_entries(self) -> list[TenantEngines]:
         entries = self._engines.pop_all()
@@ -445,7 +510,7 @@ class Dorm:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("this Dorm registry is closed: create a new one")
+            raise RegistryClosed()
 
     def __enter__(self) -> Dorm:
         return self
@@ -468,6 +533,14 @@ class Dorm:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _loop_is_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _with_begin(engine: Any, begin: str | None) -> Any:

@@ -33,6 +33,7 @@ PLACEHOLDER = "{tenant}"
 SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
+_TENANT_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class TenantStorage:
@@ -98,6 +99,15 @@ class FileStorage(TenantStorage):
                 "may appear only in the file name, not in a directory"
             )
         leftover = name.replace(PLACEHOLDER, "")
+        suffix = name.partition(PLACEHOLDER)[2]
+        if not any(ch not in _TENANT_CHARACTERS for ch in suffix):
+            # Without a character that tenant names cannot contain after
+            # {tenant}, tenant "a-wal" would be tenant "a"'s write-ahead log.
+            raise ValueError(
+                f"invalid URL template {shown!r}: the file name must go on after "
+                f"{PLACEHOLDER} with an extension such as '.db', so that no tenant's "
+                "file can be another tenant's -wal, -shm or -journal file"
+            )
         if "{" in leftover or "}" in leftover:
             raise ValueError(
                 f"invalid URL template {shown!r}: the only "
@@ -119,8 +129,11 @@ class FileStorage(TenantStorage):
         return self.path(tenant).is_file()
 
     def tenants(self) -> Iterator[TenantName]:
+        yield from sorted(self._scan())
+
+    def _scan(self) -> Iterator[TenantName]:
         try:
-            entries = sorted(os.listdir(self.directory))
+            entries = os.listdir(self.directory)
         except FileNotFoundError:
             return
         for entry in entries:
@@ -246,6 +259,12 @@ def storage_from_url(url: str | URL | None, root: str | os.PathLike[str] | None)
         raise ValueError(
             f"unsupported URL template {shown!r}: tenant "
             "databases are SQLite, so the template must start with sqlite://"
+        )
+    if template.query and not template.query.get("uri"):
+        raise ValueError(
+            f"unsupported URL template {shown!r}: query parameters such as "
+            f"{', '.join(sorted(template.query))} are not supported; set connection "
+            "options with Dorm(busy_timeout=..., pragmas=...) instead"
         )
     if template.query.get("uri") or (template.database or "").startswith("file:"):
         raise ValueError(

@@ -204,3 +204,18 @@ def test_million_rows_stream_in_flat_memory(tmp_path: Path) -> None:
     assert count == 1_000_000
     # The whole result as Python rows would take well over 100 MB.
     assert growth_kib < 10 * 1024
+
+
+def test_pragma_change_does_not_persist(people: Dorm) -> None:
+    people.exec("acme", "PRAGMA foreign_keys = OFF")
+    assert people.exec("acme", "PRAGMA foreign_keys").scalar() == 1
+
+
+def test_pragma_change_on_session_does_not_persist(people: Dorm) -> None:
+    from sqlalchemy import text
+
+    with people.session("acme") as session:
+        session.execute(text("PRAGMA foreign_keys = OFF"))
+    for _ in range(5):
+        with people.engine("acme").connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -227,3 +227,86 @@ def test_shutdown_of_async_tenants_is_clean(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "done"
     assert "Warning" not in completed.stderr
+
+
+def test_evicted_async_engines_release_descriptors(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, resource
+        from sqlalchemy import text
+        from dorm_sqlalchemy import Dorm
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+        async def main():
+            dorm = Dorm(root={str(tmp_path)!r}, max_engines=8)
+            peak = 0
+            for index in range(600):
+                async with dorm.async_session(f"t{{index}}") as session:
+                    await session.execute(text("SELECT 1"))
+                peak = max(peak, len(os.listdir("/proc/self/fd")))
+            await dorm.aclose()
+            print(peak)
+
+        asyncio.run(main())
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert int(completed.stdout) < 100
+    assert "ResourceWarning" not in completed.stderr
+
+
+def test_close_inside_loop_keeps_registry_usable(tmp_path: Path) -> None:
+    import asyncio
+
+    import pytest
+
+    from dorm_sqlalchemy import DormError
+
+    async def main() -> bool:
+        dorm = Dorm(root=tmp_path)
+        async with dorm.async_engine("acme").connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+        with pytest.raises(DormError, match="aclose"):
+            dorm.close()
+        open_after_failed_close = not dorm._closed
+        await dorm.aclose()
+        return open_after_failed_close
+
+    assert asyncio.run(main())
+
+
+def test_garbage_collection_during_async_engine_creation(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import gc
+        from sqlalchemy import text
+        from dorm_sqlalchemy import Dorm
+
+        dorm = Dorm(root={str(tmp_path)!r})
+
+        def failing_request():
+            connection = dorm.engine("acme").connect()
+            connection.execute(text("SELECT 1"))
+            raise RuntimeError("boom")
+
+        try:
+            failing_request()
+        except RuntimeError:
+            pass
+        gc.set_threshold(340)
+        dorm.async_engine("acme")
+        print("done")
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "done"

@@ -101,3 +101,40 @@ def test_invalid_max_workers(tenants: Dorm, workers: object) -> None:
 async def test_async_fan_out(tenants: Dorm) -> None:
     rows = await tenants.afan_out("SELECT count(*) AS n FROM notes")
     assert sum(row.n for row in rows) == 6
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM notes",
+        "DROP TABLE notes",
+        "INSERT INTO notes (body) VALUES ('x')",
+        "PRAGMA foreign_keys = OFF",
+        "ATTACH ':memory:' AS other",
+        "CREATE TABLE other (x)",
+    ],
+)
+def test_writes_rejected(tenants: Dorm, sql: str) -> None:
+    with pytest.raises(DormError, match="only reads"):
+        tenants.fan_out(sql)
+
+    assert tenants.exec("a", "SELECT count(*) FROM notes").scalar() == 1
+    assert tenants.exec("a", "PRAGMA foreign_keys").scalar() == 1
+
+
+def test_writes_rejected_from_core(tenants: Dorm) -> None:
+    from sqlalchemy import delete
+
+    with pytest.raises(DormError, match="only reads"):
+        tenants.fan_out(delete(Note))
+    assert tenants.exec("c", "SELECT count(*) FROM notes").scalar() == 3
+
+
+def test_reads_with_pragma_functions_allowed(tenants: Dorm) -> None:
+    rows = tenants.fan_out("SELECT name FROM pragma_table_info('notes') ORDER BY cid", tenants=["a"])
+    assert [row.name for row in rows] == ["id", "body"]
+
+
+def test_tenants_string_rejected(tenants: Dorm) -> None:
+    with pytest.raises(TypeError, match="list of names"):
+        tenants.fan_out("SELECT 1", tenants="ab")  # type: ignore[arg-type]

@@ -144,3 +144,23 @@ def test_listing_ignores_foreign_files(dorm: Dorm, tmp_path: Path) -> None:
     os.mkdir(root / "dir.db")
 
     assert list(dorm.tenants()) == ["acme"]
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["sqlite:///data/{tenant}", "sqlite:///data/{tenant}-wal", "sqlite:///data/t_{tenant}_x"],
+)
+def test_template_without_extension_raises(template: str) -> None:
+    with pytest.raises(ValueError, match="extension"):
+        Dorm(template)
+
+
+def test_template_query_parameters_rejected() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        Dorm("sqlite:///data/{tenant}.db?mode=ro")
+
+
+def test_listing_sorted_by_tenant_name(dorm: Dorm) -> None:
+    for name in ["a", "a-b", "a0", "a_b", "b"]:
+        dorm.exec(name, "CREATE TABLE t (x)")
+    assert list(dorm.tenants()) == sorted(["a", "a-b", "a0", "a_b", "b"])

@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import scoped_session
 
 from dorm_sqlalchemy import Dorm, NoCurrentTenant, TenantMismatch
@@ -157,3 +157,92 @@ def test_tenant_task_inherits_context(two_tenants: Dorm) -> None:
         return two_tenants.current_tenant
 
     assert asyncio.run(main()) == "globex"
+
+
+def test_routed_get_under_other_tenant_raises(two_tenants: Dorm) -> None:
+    Session = two_tenants.sessionmaker()
+    session = Session()
+    with two_tenants.tenant("acme"):
+        acme_note = session.get(Note, 1)
+    with two_tenants.tenant("globex"):
+        with pytest.raises(TenantMismatch):
+            session.get(Note, 1)
+    session.close()
+    assert acme_note.body == "acme secret"
+
+
+def test_detached_object_cannot_enter_other_tenant(two_tenants: Dorm) -> None:
+    Session = two_tenants.sessionmaker()
+    with two_tenants.tenant("acme"), Session() as session:
+        note = session.get(Note, 1)
+    note.body = "written from acme's object"
+
+    with two_tenants.tenant("globex"), Session() as session:
+        with pytest.raises(TenantMismatch):
+            session.add(note)
+    with two_tenants.session("globex") as session:
+        with pytest.raises(TenantMismatch):
+            session.merge(note)
+
+    assert two_tenants.exec("globex", "SELECT body FROM notes WHERE id = 1").scalar() == "globex secret"
+
+
+def test_detached_object_returns_to_own_tenant(two_tenants: Dorm) -> None:
+    with two_tenants.session("acme") as session:
+        note = session.get(Note, 1)
+    note.body = "edited while detached"
+    with two_tenants.session("acme") as session, session.begin():
+        session.add(note)
+
+    assert two_tenants.exec("acme", "SELECT body FROM notes WHERE id = 1").scalar() == "edited while detached"
+
+
+def test_new_object_tagged_after_flush(two_tenants: Dorm) -> None:
+    from sqlalchemy import inspect
+
+    with two_tenants.session("acme") as session, session.begin():
+        note = Note(id=2, body="new")
+        session.add(note)
+    assert inspect(note).identity_token == "acme"
+    with two_tenants.session("globex") as session:
+        with pytest.raises(TenantMismatch):
+            session.merge(note)
+
+
+def test_identity_map_hit_in_same_tenant(two_tenants: Dorm) -> None:
+    with two_tenants.session("acme") as session:
+        first = session.get(Note, 1)
+        assert session.get(Note, 1) is first
+
+
+def test_routed_session_survives_eviction(make_dorm) -> None:
+    dorm = make_dorm(max_engines=1, busy_timeout=1)
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    Session = dorm.sessionmaker()
+    with dorm.tenant("acme"), Session() as session:
+        session.execute(text("INSERT INTO t VALUES (1)"))
+        dorm.exec("globex", "SELECT 1")
+        session.execute(text("INSERT INTO t VALUES (2)"))
+        session.commit()
+
+    assert dorm.exec("acme", "SELECT count(*) FROM t").scalar() == 2
+
+
+async def test_async_routed_sessions_survive_eviction(make_dorm) -> None:
+    dorm = make_dorm(max_engines=3, busy_timeout=2)
+    for index in range(10):
+        dorm.exec(f"t{index}", "CREATE TABLE t (x)")
+    Session = dorm.async_sessionmaker()
+
+    async def write(tenant: str) -> None:
+        async with dorm.tenant(tenant), Session() as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+            await asyncio.sleep(0.01)
+            await session.execute(text("INSERT INTO t VALUES (2)"))
+            await session.commit()
+
+    await asyncio.gather(*(write(f"t{index}") for index in range(10)))
+    await dorm.aclose()
+
+    check = make_dorm()
+    assert [check.exec(f"t{i}", "SELECT count(*) FROM t").scalar() for i in range(10)] == [2] * 10

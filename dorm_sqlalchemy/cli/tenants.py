@@ -199,6 +199,11 @@ def run_backup(context: Context) -> int:
     context.require_tenant(args.name)
 
     target = _backup_target(dorm, args.name, args.path)
+    if target.exists() and not args.overwrite:
+        raise CommandError(
+            f"backup of tenant {args.name!r} not written: {target} already exists; "
+            "pass --overwrite to replace it"
+        )
     written = dorm.backup(args.name, target, overwrite=args.overwrite)
     context.echo(f"backed up {args.name} to {written}")
     return 0
