@@ -21,7 +21,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 
-EXTRAS = {"demo": "", "test": "[dev,server,remote,postgres]"}
+EXTRAS = {"demo": "", "test": "[dev,server,remote,postgres,examples]"}
 
 
 def ensure_venv(extras: str) -> None:

@@ -1,0 +1,1 @@
+"""An invoices API in FastAPI: on one database (``single_db``), then one per tenant (``app``)."""
