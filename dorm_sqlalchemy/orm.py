@@ -19,6 +19,7 @@ keeps it: using it later while another tenant is current raises
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.util.concurrency import in_greenlet
+
+try:
+    from sqlalchemy.util.concurrency import await_
+except ImportError:  # SQLAlchemy 2.0 names it await_only
+    from sqlalchemy.util.concurrency import await_only as await_
 
 from .errors import AsyncLazyLoadError, NoCurrentTenant, TenantMismatch
 from .naming import TenantName
@@ -185,15 +191,38 @@ class _RaiseOnImplicitLoad:
             raise AsyncLazyLoadError(getattr(state.session, "tenant", None), what)
 
 
+def _async_engine_off_loop(dorm: Dorm, tenant: TenantName) -> Any:
+    """Return the tenant's async engine without blocking the event loop.
+
+    Opening a tenant for the first time may create its file and run its
+    migrations; inside an AsyncSession that work goes to a worker thread.
+    """
+    if in_greenlet():
+        return await_(asyncio.to_thread(dorm.async_engine, tenant)).sync_engine
+    return dorm.async_engine(tenant).sync_engine
+
+
 class AsyncBackedSession(TenantSession):
     """The sync session behind a tenant's :class:`~sqlalchemy.ext.asyncio.AsyncSession`."""
+
+    def __init__(self, *, dorm: Dorm | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.dorm = dorm
+        self._engine: Any = None
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, **kw: Any) -> Any:
+        if self.dorm is None:
+            return super().get_bind(mapper, clause=clause, **kw)
+        if self._engine is None:
+            self._engine = _async_engine_off_loop(self.dorm, self.resolve_tenant())
+        return self._engine
 
 
 class RoutedAsyncBackedSession(RoutedSession):
     """The sync session behind a routed :class:`~sqlalchemy.ext.asyncio.AsyncSession`."""
 
     def _engine_for(self, tenant: TenantName) -> Any:
-        return self.dorm.async_engine(tenant).sync_engine
+        return _async_engine_off_loop(self.dorm, tenant)
 
 
 event.listen(AsyncBackedSession, "do_orm_execute", _RaiseOnImplicitLoad.check)

@@ -297,12 +297,18 @@ class Dorm:
         readable after ``await session.commit()`` without new I/O.
         """
         name = canonical_tenant(tenant)
-        engine = self.async_engine(name)
+        self._check_open()
         options.setdefault("expire_on_commit", False)
+        begin = options.pop("begin", None)
+        if begin is not None:
+            options.setdefault("sync_session_class", AsyncBackedSession)
+            return AsyncSession(
+                bind=_with_begin(self.async_engine(name), begin), tenant=name, **options
+            )
+        # The engine is opened at the first statement, in a worker thread, so
+        # creating and migrating a new tenant never blocks the event loop.
         options.setdefault("sync_session_class", AsyncBackedSession)
-        return AsyncSession(
-            bind=_with_begin(engine, options.pop("begin", None)), tenant=name, **options
-        )
+        return AsyncSession(dorm=self, tenant=name, **options)
 
     def sessionmaker(self, **options: Any) -> sessionmaker[RoutedSession]:
         """Return a session factory that routes each session to the current tenant.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.orm import selectinload
 
@@ -101,3 +101,36 @@ def test_sync_session_lazy_load_still_works(make_dorm) -> None:
         session.add(Author(id=1, name="Octavia", books=[Book(title="Kindred")]))
     with dorm.session("acme") as session:
         assert len(session.get(Author, 1).books) == 1
+
+
+async def test_first_open_does_not_block_loop(make_dorm) -> None:
+    import asyncio
+
+    slow = (
+        "CREATE TABLE numbers AS WITH RECURSIVE n(i) AS "
+        "(SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) SELECT i FROM n"
+    )
+    dorm = make_dorm(migrations={1: [slow]})
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.002)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    async with dorm.async_session("acme") as session:
+        count = (await session.execute(select(func.count()).select_from(text("numbers")))).scalar()
+    task.cancel()
+    await dorm.aclose()
+
+    assert count == 400000
+    assert ticks >= 5
+
+
+async def test_async_session_with_begin_mode(make_dorm) -> None:
+    dorm = make_dorm()
+    async with dorm.async_session("acme", begin="deferred") as session:
+        assert (await session.execute(text("SELECT 1"))).scalar() == 1
+    await dorm.aclose()
