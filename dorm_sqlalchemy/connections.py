@@ -9,8 +9,10 @@ it, and each has a trap:
   (``isolation_level = None``), the pragmas are set, and then read back.
 * Python's ``sqlite3`` module (before 3.12) begins transactions itself, and
   only before DML, so SAVEPOINT and transactional DDL do not work. With the
-  driver in autocommit mode, a ``begin`` event emits ``BEGIN`` itself, which
-  is SQLAlchemy's documented recipe for pysqlite and aiosqlite.
+  driver in autocommit mode, the dialect's ``do_begin`` emits ``BEGIN``
+  itself, the same idea as SQLAlchemy's documented recipe for pysqlite and
+  aiosqlite, without its ``begin`` event listener (see
+  :func:`install_connection_events` for why).
 * A deferred ``BEGIN`` that reads and then writes cannot wait for the write
   lock: SQLite returns "database is locked" at once, ignoring the busy
   timeout, because the read snapshot may be stale (CPython issue 124510
@@ -22,11 +24,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Engine, event
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine.characteristics import ConnectionCharacteristic
 
 from .errors import DormError, TenantBusy
 
@@ -84,7 +89,7 @@ def configure_dbapi_connection(
         cursor.execute(f"PRAGMA busy_timeout = {settings.busy_timeout_ms:d}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if settings.wal and not in_memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, settings.busy_timeout)
             cursor.execute(f"PRAGMA synchronous = {settings.synchronous}")
         for name, value in settings.extra_pragmas.items():
             cursor.execute(f"PRAGMA {name} = {value}")
@@ -92,6 +97,26 @@ def configure_dbapi_connection(
         _verify_pragmas(cursor, settings, tenant=tenant, in_memory=in_memory)
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: Any, busy_timeout: float) -> None:
+    # WAL is a property of the file, so it usually is on already. Switching a
+    # new file needs an exclusive lock, and SQLite does not call the busy
+    # handler for it: two connections opening a new tenant at once retry here.
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.001
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not is_busy_error(error) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _verify_pragmas(
@@ -121,24 +146,24 @@ def _verify_pragmas(
 def install_connection_events(
     engine: Engine, settings: ConnectionSettings, *, tenant: str, in_memory: bool
 ) -> None:
-    """Attach the connect, begin and error listeners of one tenant engine.
+    """Set up one tenant engine: connection setup, BEGIN, busy errors.
 
     ``engine`` is a sync engine, or the ``sync_engine`` of an AsyncEngine.
+    Only pool and dialect events are used: a Connection-level listener (such
+    as ``begin``) makes SQLAlchemy dispatch events around every statement,
+    which costs more than a point query on SQLite.
     """
+
+    control = _TransactionControl(settings.begin)
+    control.install(engine.dialect)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # A new connection may reuse the id() of a closed one.
+        control.forget(dbapi_connection)
         configure_dbapi_connection(
             dbapi_connection, settings, tenant=tenant, in_memory=in_memory
         )
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        options = connection.get_execution_options()
-        if options.get("isolation_level") == "AUTOCOMMIT":
-            return
-        mode = options.get(BEGIN_OPTION, settings.begin)
-        connection.exec_driver_sql(begin_statement(mode))
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: ExceptionContext) -> BaseException | None:
@@ -147,13 +172,84 @@ def install_connection_events(
         return None
 
 
+class _BeginModeCharacteristic(ConnectionCharacteristic):
+    """The ``dorm_begin`` execution option, applied per checkout like ``isolation_level``."""
+
+    transactional = True
+
+    def reset_characteristic(self, dialect: Any, dbapi_connection: Any) -> None:
+        dialect.dorm_transactions.begin_modes.pop(id(dbapi_connection), None)
+
+    def set_characteristic(self, dialect: Any, dbapi_connection: Any, value: Any) -> None:
+        begin_statement(value)
+        dialect.dorm_transactions.begin_modes[id(dbapi_connection)] = value
+
+    def get_characteristic(self, dialect: Any, dbapi_connection: Any) -> Any:
+        return dialect.dorm_transactions.begin_modes.get(id(dbapi_connection))
+
+
+class _TransactionControl:
+    """Emits BEGIN itself and keeps the driver in autocommit mode.
+
+    Installed on one engine's dialect instance: ``do_begin`` sends
+    ``BEGIN IMMEDIATE`` (or the connection's ``dorm_begin`` mode), and
+    ``isolation_level="AUTOCOMMIT"`` is tracked here instead of through the
+    driver's ``isolation_level`` attribute, which must stay ``None``: setting
+    it back to ``""``, as pysqlite's dialect does when it resets the
+    isolation level, would let the driver begin transactions behind our back.
+    """
+
+    def __init__(self, default_mode: str) -> None:
+        self.default_mode = default_mode
+        self.begin_modes: dict[int, str] = {}
+        self.autocommit: set[int] = set()
+
+    def install(self, dialect: Any) -> None:
+        dialect.dorm_transactions = self
+        dialect.connection_characteristics = {
+            **dialect.connection_characteristics,
+            BEGIN_OPTION: _BeginModeCharacteristic(),
+        }
+        base_set_isolation_level = SQLiteDialect.set_isolation_level
+
+        def do_begin(dbapi_connection: Any) -> None:
+            raw = dbapi_connection.dbapi_connection
+            if id(raw) in self.autocommit:
+                return
+            mode = self.begin_modes.get(id(raw), self.default_mode)
+            cursor = raw.cursor()
+            try:
+                cursor.execute(_BEGIN_STATEMENTS[mode])
+            finally:
+                cursor.close()
+
+        def set_isolation_level(dbapi_connection: Any, level: str) -> None:
+            if level == "AUTOCOMMIT":
+                self.autocommit.add(id(dbapi_connection))
+                return
+            self.autocommit.discard(id(dbapi_connection))
+            base_set_isolation_level(dialect, dbapi_connection, level)
+
+        dialect.do_begin = do_begin
+        dialect.set_isolation_level = set_isolation_level
+
+    def forget(self, dbapi_connection: Any) -> None:
+        """Drop the state of a DBAPI connection that is being closed or was just opened."""
+        self.begin_modes.pop(id(dbapi_connection), None)
+        self.autocommit.discard(id(dbapi_connection))
+
+
+_BEGIN_STATEMENTS = {mode: f"BEGIN {mode.upper()}" for mode in BEGIN_MODES}
+
+
 def begin_statement(mode: str) -> str:
     """Return the BEGIN statement for ``mode``, rejecting anything else."""
-    if mode not in BEGIN_MODES:
+    try:
+        return _BEGIN_STATEMENTS[mode]
+    except (KeyError, TypeError):
         raise ValueError(
             f"invalid begin mode {mode!r}: use one of {', '.join(BEGIN_MODES)}"
-        )
-    return f"BEGIN {mode.upper()}"
+        ) from None
 
 
 def is_busy_error(error: BaseException | None) -> bool:

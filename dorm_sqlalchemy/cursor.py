@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -38,10 +37,13 @@ ASYNC_BATCH_ROWS = 256
 
 
 def _first_keyword(sql: object) -> str:
-    if not isinstance(sql, str):
-        raise TypeError(f"SQL must be a str, got {type(sql).__name__}: {sql!r}")
-    match = _FIRST_KEYWORD.match(sql)
-    keyword = match.group(1).upper() if match else ""
+    try:
+        keyword = _KEYWORDS[sql]  # type: ignore[index]
+    except (KeyError, TypeError):
+        keyword = _parse_first_keyword(sql)
+        if len(_KEYWORDS) >= _KEYWORD_CACHE_SIZE:
+            _KEYWORDS.clear()
+        _KEYWORDS[sql] = keyword  # type: ignore[index]
     if keyword in _TRANSACTION_KEYWORDS:
         raise DormError(
             f"{keyword} is not allowed in dorm.exec(): each call runs in its own "
@@ -49,6 +51,18 @@ def _first_keyword(sql: object) -> str:
             "for a transaction of several statements"
         )
     return keyword
+
+
+def _parse_first_keyword(sql: object) -> str:
+    if not isinstance(sql, str):
+        raise TypeError(f"SQL must be a str, got {type(sql).__name__}: {sql!r}")
+    match = _FIRST_KEYWORD.match(sql)
+    return match.group(1).upper() if match else ""
+
+
+# Statements repeat, so the first keyword of each SQL text is parsed once.
+_KEYWORDS: dict[str, str] = {}
+_KEYWORD_CACHE_SIZE = 1024
 
 
 # The actions a read-only query may take (sqlite3 authorizer action codes);
@@ -103,12 +117,6 @@ def read_only_authorizer(
     return sqlite3.SQLITE_DENY
 
 
-def _bind_parameters(params: Sequence[Any]) -> Sequence[Any] | Mapping[str, Any]:
-    if len(params) == 1 and isinstance(params[0], Mapping):
-        return params[0]
-    return params
-
-
 def _translate(error: sqlite3.Error, sql: str, params: Any, tenant: str, timeout: float) -> Exception:
     if is_busy_error(error):
         return TenantBusy(tenant, timeout)
@@ -122,6 +130,20 @@ class Cursor:
     :meth:`first`, :meth:`raw` and :meth:`scalar`.
     """
 
+    __slots__ = (
+        "tenant",
+        "rows_read",
+        "_rows_written",
+        "_entry",
+        "_connection",
+        "_cursor",
+        "_changes_before",
+        "_read_only",
+        "_discard",
+        "_column_names",
+        "_description",
+    )
+
     def __init__(
         self,
         entry: TenantEngines,
@@ -133,20 +155,30 @@ class Cursor:
         discard: bool = False,
     ) -> None:
         self.tenant = entry.tenant
-        self.column_names: tuple[str, ...] = tuple(
-            column[0] for column in dbapi_cursor.description or ()
-        )
         self.rows_read = 0
         self._rows_written: int | None = None
         self._entry = entry
         self._connection: sqlite3.Connection | None = connection
         self._cursor: sqlite3.Cursor | None = dbapi_cursor
         self._changes_before = changes_before
-        self._finalizer = weakref.finalize(
-            self, _release, entry, connection, dbapi_cursor, read_only, discard
-        )
-        if dbapi_cursor.description is None:
+        self._read_only = read_only
+        self._discard = discard
+        self._column_names: tuple[str, ...] | None = None
+        self._description = dbapi_cursor.description
+        if self._description is None:
             self.close()
+
+    def __del__(self) -> None:
+        # A cursor dropped half-read gives its connection back.
+        if getattr(self, "_connection", None) is not None:
+            self.close()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Names of the result columns (empty for statements without rows)."""
+        if self._column_names is None:
+            self._column_names = tuple(column[0] for column in self._description or ())
+        return self._column_names
 
     @classmethod
     def execute(
@@ -158,7 +190,7 @@ class Cursor:
         that set a value) with SQLite's authorizer, before the statement runs.
         """
         keyword = _first_keyword(sql)
-        parameters = _bind_parameters(params)
+        parameters = params[0] if len(params) == 1 and isinstance(params[0], Mapping) else params
         # A PRAGMA may undo the connection setup (foreign_keys = OFF), so its
         # connection is closed afterwards instead of being reused.
         discard = keyword == "PRAGMA"
@@ -239,18 +271,31 @@ class Cursor:
 
     def one(self) -> Row:
         """Return the only row; raise ``NoResultFound`` or ``MultipleResultsFound`` otherwise."""
-        rows = self.fetchmany(2)
-        self.close()
-        if not rows:
+        cursor = self._cursor
+        row = extra = None
+        if cursor is not None:
+            cursor.row_factory = Row
+            try:
+                row = cursor.fetchone()
+                extra = None if row is None else cursor.fetchone()
+            except sqlite3.Error as error:
+                self.close()
+                raise _translate(
+                    error, "", (), self.tenant, self._entry.settings.busy_timeout
+                ) from error
+            self.close()
+        if row is None:
             raise sa_exc.NoResultFound(
                 f"tenant {self.tenant!r}: the statement returned no rows where one was expected"
             )
-        if len(rows) > 1:
+        self.rows_read += 1
+        if extra is not None:
+            self.rows_read += 1
             raise sa_exc.MultipleResultsFound(
                 f"tenant {self.tenant!r}: the statement returned more than one row "
                 "where one was expected; use first() or all()"
             )
-        return rows[0]
+        return row
 
     def scalar(self) -> Any:
         """Return the first column of the first row, or ``None`` when there are no rows."""
@@ -279,8 +324,8 @@ class Cursor:
             return
         self._rows_written = connection.total_changes - self._changes_before
         self._connection = None
-        self._cursor = None
-        self._finalizer()
+        cursor, self._cursor = self._cursor, None
+        _release(self._entry, connection, cursor, self._read_only, self._discard)
 
     def __enter__(self) -> Cursor:
         return self

@@ -21,13 +21,21 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util.concurrency import in_greenlet
 
-from .connections import ConnectionSettings, configure_dbapi_connection, install_connection_events
-from .errors import TenantNotFound
+from .connections import (
+    BEGIN_OPTION,
+    ConnectionSettings,
+    begin_statement,
+    configure_dbapi_connection,
+    install_connection_events,
+    is_busy_error,
+)
+from .errors import TenantBusy, TenantNotFound
 from .naming import TenantName
 from .storage import TenantStorage
 
@@ -63,7 +71,9 @@ class TenantEngines:
         self.settings = settings
         self.retired = False
         self.dropped = False
-        self.checked_out = 0
+        # One element per checked-out connection: list append and pop are
+        # atomic in CPython, so counting needs no lock on the hot path.
+        self._held: list[None] = []
 
         self.on_write: Callable[[TenantName], None] | None = None
         """Called after a connection that changed rows is checked in (the mirror's hook)."""
@@ -71,11 +81,9 @@ class TenantEngines:
         self._pool_size = pool_size
         self._engine_options = engine_options
         self._changes_at_checkout: dict[int, int] = {}
-        # Reentrant: a garbage collection inside a locked block can run a
-        # checkin listener for a leaked connection in the same thread.
-        self._count_lock = threading.RLock()
         self._create_lock = threading.Lock()
         self._async_engine: AsyncEngine | None = None
+        self._engines_by_begin: dict[str, Engine] = {}
         self._statement_connections: deque[sqlite3.Connection] = deque()
 
         self.engine = self._create_sync_engine(storage.sync_url(tenant))
@@ -101,6 +109,17 @@ class TenantEngines:
                     self._async_engine = engine
         return self._async_engine
 
+    def engine_for(self, begin: str | None) -> Engine:
+        """Return the engine whose transactions begin with ``begin`` (None: the default)."""
+        if begin is None or begin == self.settings.begin:
+            return self.engine
+        engine = self._engines_by_begin.get(begin)
+        if engine is None:
+            begin_statement(begin)
+            engine = self.engine.execution_options(**{BEGIN_OPTION: begin})
+            self._engines_by_begin[begin] = engine
+        return engine
+
     @property
     def has_async_engine(self) -> bool:
         return self._async_engine is not None
@@ -119,35 +138,37 @@ class TenantEngines:
 
         @event.listens_for(engine, "checkin")
         def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-            with self._count_lock:
-                self.checked_out -= 1
-            pragma_changed = record.info.pop("dorm_pragma", False)
-            if self.on_write is not None and dbapi_connection is not None:
+            self._held.pop()
+            if dbapi_connection is None:
+                return
+            if self.on_write is not None:
                 before = record.info.pop("dorm_changes", None)
                 if before is not None and _total_changes(dbapi_connection) != before:
                     self.on_write(self.tenant)
-            if dbapi_connection is None or not (self.retired or pragma_changed):
-                return
             # An aiosqlite connection can be closed only from a greenlet of
             # the event loop, which is where AsyncSession and AsyncConnection
             # check connections in; a garbage-collected one is left to SQLAlchemy.
-            if not is_async or in_greenlet():
+            if is_async:
+                if self.retired and in_greenlet():
+                    record.close()
+                return
+            # A statement may have run PRAGMA foreign_keys = OFF: such a
+            # connection is closed instead of going back to the pool.
+            if self.retired or not _foreign_keys_on(dbapi_connection):
                 record.close()
 
-        @event.listens_for(engine, "before_cursor_execute")
-        def _on_execute(
-            connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-        ) -> None:
-            # A PRAGMA may undo the connection setup (foreign_keys = OFF), so
-            # such a connection is closed instead of going back to the pool.
-            if statement.lstrip()[:6].upper() == "PRAGMA":
-                connection.connection.info["dorm_pragma"] = True
+    @property
+    def checked_out(self) -> int:
+        """Connections of this tenant currently checked out (pool and statement)."""
+        return len(self._held)
 
     def _count_checkout(self) -> None:
-        with self._count_lock:
-            if self.dropped:
-                raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
-            self.checked_out += 1
+        # Count first, then check: drop() sets the flag first, then counts,
+        # so one of the two always sees the other.
+        self._held.append(None)
+        if self.dropped:
+            self._held.pop()
+            raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
 
     # -- statement connections -------------------------------------------
 
@@ -162,16 +183,30 @@ class TenantEngines:
             connection = self._statement_connections.pop()
         except IndexError:
             try:
-                connection = self.storage.connect(self.tenant)
-                configure_dbapi_connection(
-                    connection, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
-                )
+                connection = self._open_statement_connection()
             except BaseException:
-                with self._count_lock:
-                    self.checked_out -= 1
+                self._held.pop()
                 raise
         if self.on_write is not None:
             self._changes_at_checkout[id(connection)] = connection.total_changes
+        return connection
+
+    def _open_statement_connection(self) -> sqlite3.Connection:
+        connection = self.storage.connect(self.tenant)
+        try:
+            configure_dbapi_connection(
+                connection, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
+            )
+        except sqlite3.Error as error:
+            connection.close()
+            if is_busy_error(error):
+                raise TenantBusy(self.tenant, self.settings.busy_timeout) from error
+            raise sa_exc.DBAPIError.instance(
+                "connection setup", None, error, sqlite3.Error, hide_parameters=True
+            ) from error
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def release_statement_connection(self, connection: sqlite3.Connection, *, discard: bool = False) -> None:
@@ -190,20 +225,17 @@ class TenantEngines:
             connection.close()
         else:
             self._statement_connections.append(connection)
-        with self._count_lock:
-            self.checked_out -= 1
+        self._held.pop()
 
     # -- disposal ----------------------------------------------------------
 
     def mark_dropped(self) -> int:
         """Refuse new checkouts and return how many connections are still checked out."""
-        with self._count_lock:
-            self.dropped = True
-            return self.checked_out
+        self.dropped = True
+        return len(self._held)
 
     def unmark_dropped(self) -> None:
-        with self._count_lock:
-            self.dropped = False
+        self.dropped = False
 
     def retire(self) -> None:
         """Close idle connections now and every other one when it is checked in."""
@@ -229,6 +261,13 @@ class TenantEngines:
         self.retire()
         if self._async_engine is not None:
             await self._async_engine.dispose()
+
+
+def _foreign_keys_on(dbapi_connection: sqlite3.Connection) -> bool:
+    try:
+        return bool(dbapi_connection.execute("PRAGMA foreign_keys").fetchone()[0])
+    except sqlite3.Error:
+        return False
 
 
 def _total_changes(dbapi_connection: Any) -> int:

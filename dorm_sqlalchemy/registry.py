@@ -287,8 +287,8 @@ class Dorm:
         :class:`~sqlalchemy.orm.Session`.
         """
         name = canonical_tenant(tenant)
-        engine = self.engine(name)
-        return TenantSession(tenant=name, bind=_with_begin(engine, options.pop("begin", None)), **options)
+        engine = self._open(name).engine_for(options.pop("begin", None))
+        return TenantSession(tenant=name, bind=engine, **options)
 
     def async_session(self, tenant: str, **options: Any) -> AsyncSession:
         """Return a new :class:`~sqlalchemy.ext.asyncio.AsyncSession` bound to ``tenant``.

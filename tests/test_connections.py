@@ -127,12 +127,14 @@ def test_transactional_ddl_rolls_back(dorm: Dorm) -> None:
 
 
 def capture_begins(engine: Engine) -> list[str]:
+    """Record the BEGIN statements SQLite receives on the engine's new connections."""
     statements: list[str] = []
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.startswith("BEGIN"):
-            statements.append(statement)
+    @event.listens_for(engine, "connect")
+    def trace(dbapi_connection, connection_record) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda statement: statements.append(statement) if statement.startswith("BEGIN") else None
+        )
 
     return statements
 
@@ -161,6 +163,35 @@ def test_autocommit_isolation_emits_no_begin(dorm: Dorm) -> None:
         connection.exec_driver_sql("SELECT 1")
 
     assert begins == []
+
+
+def test_autocommit_then_transaction_on_same_connection(make_dorm) -> None:
+    dorm = make_dorm(pool_size=1)
+    engine = dorm.engine("acme")
+    begins = capture_begins(engine)
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    for _ in range(3):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+            savepoint = connection.begin_nested()
+            connection.exec_driver_sql("INSERT INTO t VALUES (3)")
+            savepoint.rollback()
+
+    assert begins == ["BEGIN IMMEDIATE"] * 3
+    assert dorm.exec("acme", "SELECT count(*) FROM t").scalar() == 6
+
+
+def test_begin_mode_option_on_connection(dorm: Dorm) -> None:
+    engine = dorm.engine("acme")
+    begins = capture_begins(engine)
+    with engine.connect().execution_options(dorm_begin="exclusive") as connection:
+        connection.exec_driver_sql("SELECT 1")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+
+    assert begins == ["BEGIN EXCLUSIVE", "BEGIN IMMEDIATE"]
 
 
 def test_read_then_write_under_contention(make_dorm) -> None:
