@@ -20,7 +20,7 @@ import sqlalchemy
 
 from .. import __version__
 from ..registry import Dorm
-from . import migrations, mirror, schema, sql, tenants
+from . import migrations, mirror, schema, serve, sql, tenants
 from .command import ArgumentParser, Command, UsageError, seconds_argument
 from .context import ENV_ROOT, ENV_URL, Context, library_logging
 from .errors import describe_error
@@ -33,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (
     *migrations.COMMANDS,
     mirror.COMMAND,
     schema.COMMAND,
+    serve.COMMAND,
 )
 """Every ``dorm`` command, in the order ``dorm --help`` lists them."""
 

@@ -1,0 +1,141 @@
+"""The SQL endpoints under ``/{tenant}/api/db``: ``POST /query/raw`` and ``POST /query/stream``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import InvalidTenantName
+from ..naming import TenantName, canonical_tenant
+from .auth import token_scope_of
+from .errors import ApiError
+from .execution import run_statements
+from .protocol import QueryRequest, dumps, is_decimal, parse_query_request
+from .settings import ServerLimits, TokenScope
+from .streaming import NDJSONResponse, StatementStream
+
+if TYPE_CHECKING:
+    from ..registry import Dorm
+
+__all__ = ["SqlApi", "read_body", "request_tenant"]
+
+ROW_FORMATS = ("object", "array")
+
+
+class SqlApi:
+    """The endpoints of the StarbaseDB-style SQL API for one registry."""
+
+    def __init__(self, dorm: Dorm, limits: ServerLimits) -> None:
+        self.dorm = dorm
+        self.limits = limits
+
+    async def query_raw(self, request: Request) -> Response:
+        """Run one statement or a transaction and return every row at once."""
+        tenant, token_scope = await self._tenant_for_sql(request)
+        query = parse_query_request(await read_body(request, self.limits.max_body_bytes))
+        body = await run_in_threadpool(self._run_raw, tenant, query, token_scope.read_only)
+        return Response(body, media_type="application/json")
+
+    def _run_raw(self, tenant: TenantName, query: QueryRequest, read_only: bool) -> bytes:
+        results = run_statements(
+            self.dorm,
+            tenant,
+            query.statements,
+            is_transaction=query.is_transaction,
+            read_only=read_only,
+            limits=self.limits,
+        )
+        document: dict[str, Any]
+        if query.is_transaction:
+            document = {
+                "result": [result.to_json() for result in results],
+                "transaction": {"success": True},
+            }
+        else:
+            document = {"result": results[0].to_json()}
+        return dumps(document)
+
+    async def query_stream(self, request: Request) -> Response:
+        """Run one statement and stream its rows as NDJSON."""
+        tenant, token_scope = await self._tenant_for_sql(request)
+        rows_as_arrays = _rows_as_arrays(request)
+        query = parse_query_request(await read_body(request, self.limits.max_body_bytes))
+        if query.is_transaction:
+            raise ApiError(
+                400,
+                '/query/stream runs one statement: send {"sql": "...", "params": [...]}, '
+                "and send transactions to /query/raw",
+            )
+
+        stream = StatementStream(
+            self.dorm,
+            tenant,
+            query.statements[0],
+            read_only=token_scope.read_only,
+            limits=self.limits,
+            rows_as_arrays=rows_as_arrays,
+        )
+        first_line = await run_in_threadpool(stream.open)
+        return NDJSONResponse(stream, first_line)
+
+    async def _tenant_for_sql(self, request: Request) -> tuple[TenantName, TokenScope]:
+        tenant = request_tenant(request)
+        token_scope = token_scope_of(request.scope)
+        if token_scope.read_only and not await run_in_threadpool(self.dorm.exists, tenant):
+            # A read-only token never creates a tenant, even when the registry would.
+            raise ApiError(404, f"tenant {tenant!r} does not exist", tenant=tenant)
+        return tenant, token_scope
+
+
+def request_tenant(request: Request) -> TenantName:
+    """Return the canonical tenant of the request path, checked against the token's scope."""
+    try:
+        tenant = canonical_tenant(request.path_params["tenant"])
+    except InvalidTenantName as error:
+        raise ApiError(400, str(error)) from error
+    if not token_scope_of(request.scope).allows(tenant):
+        raise ApiError(
+            403,
+            f"this token does not grant tenant {tenant!r}: use a token issued for it",
+            tenant=tenant,
+        )
+    return tenant
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """Read the request body, or raise 413 as soon as it passes ``max_bytes``."""
+    declared = request.headers.get("content-length", "")
+    if is_decimal(declared) and int(declared) > max_bytes:
+        raise _body_too_large(max_bytes)
+
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _body_too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _body_too_large(max_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        f"the request body is larger than {max_bytes} bytes, the server's limit: split "
+        "the work into smaller requests, or raise the limit (ServerLimits.max_body_bytes, "
+        "dorm serve --max-body-bytes)",
+    )
+
+
+def _rows_as_arrays(request: Request) -> bool:
+    row_format = request.query_params.get("rows", "object")
+    if row_format not in ROW_FORMATS:
+        raise ApiError(
+            400,
+            f"invalid rows={row_format!r}: use rows=object (the default, DORM's format) "
+            "or rows=array (keeps columns with the same name)",
+        )
+    return row_format == "array"

@@ -1,0 +1,374 @@
+"""Running the SQL of one request on a tenant's connection, inside the sandbox.
+
+Everything here blocks, so the endpoints call it in a worker thread. Each
+request runs in one transaction on one connection from
+:meth:`Dorm.raw_connection`: a single statement in ``BEGIN`` (deferred, so
+concurrent readers do not wait for each other in WAL mode), a transaction array in
+``BEGIN IMMEDIATE`` (it takes the write lock first, so read-then-write
+statements wait for other writers instead of failing). Any failure, a
+statement error, a limit or a client that goes away, rolls the whole
+request back.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exc as sa_exc
+
+from ..connections import is_busy_error
+from ..errors import (
+    DormError,
+    InvalidTenantName,
+    MigrationError,
+    TenantBusy,
+    TenantNotFound,
+)
+from .errors import ApiError
+from .protocol import Statement, encode_row, value_size
+from .sandbox import PROGRESS_STEPS, Authorizer, Deadline, single_statement
+from .settings import ServerLimits
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from ..registry import Dorm
+
+__all__ = ["StatementResult", "TenantConnection", "run_statements", "translate_error"]
+
+logger = logging.getLogger(__name__)
+
+FETCH_ROWS = 256
+
+# Extended result codes of SQLite constraint violations (sqlite3.h).
+_CONFLICT_CODES = {
+    1555: "PRIMARY KEY",
+    2067: "UNIQUE",
+    787: "FOREIGN KEY",
+    2579: "ROWID",
+}
+_INVALID_VALUE_CODES = {
+    275: "CHECK",
+    1299: "NOT NULL",
+    3091: "DATATYPE",
+    1811: "trigger",
+}
+_SQLITE_ERROR = 1
+_SQLITE_INTERRUPT = 9
+_SQLITE_TOOBIG = 18
+_SQLITE_CONSTRAINT = 19
+_SQLITE_MISMATCH = 20
+_SQLITE_AUTH = 23
+_SQLITE_RANGE = 25
+
+
+@dataclass
+class StatementResult:
+    """The columns, rows and counts of one statement, with values already in JSON form."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    rows_written: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the result in the StarbaseDB shape that Outerbase Studio reads."""
+        return {
+            "columns": self.columns,
+            "rows": self.rows,
+            "meta": {"rows_read": len(self.rows), "rows_written": self.rows_written},
+        }
+
+
+class TenantConnection:
+    """A connection of one tenant taken from :meth:`Dorm.raw_connection` and given back later.
+
+    :meth:`open` and :meth:`close` may run in different worker threads, which
+    a streaming response needs. Registry errors become :class:`ApiError`.
+    """
+
+    def __init__(self, dorm: Dorm, tenant: str) -> None:
+        self.tenant = tenant
+        self._dorm = dorm
+        self._manager: AbstractContextManager[sqlite3.Connection] | None = None
+
+    def open(self) -> sqlite3.Connection:
+        manager = self._dorm.raw_connection(self.tenant)
+        try:
+            connection = manager.__enter__()
+        except DormError as error:
+            raise _registry_error(error, self.tenant) from error
+        except (sqlite3.Error, sa_exc.DBAPIError) as error:
+            # Opening a new connection sets pragmas, which fails on a damaged
+            # file; the registry may report that as SQLAlchemy's DBAPIError.
+            driver_error = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+            if not isinstance(driver_error, sqlite3.Error):
+                raise
+            raise translate_error(
+                driver_error, tenant=self.tenant, authorizer=None, deadline=None
+            ) from error
+        self._manager = manager
+        return connection
+
+    def close(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.__exit__(None, None, None)
+
+
+def _registry_error(error: DormError, tenant: str) -> ApiError:
+    if isinstance(error, TenantNotFound):
+        return ApiError(404, str(error), tenant=tenant)
+    if isinstance(error, InvalidTenantName):
+        return ApiError(400, str(error), tenant=tenant)
+    if isinstance(error, TenantBusy):
+        return ApiError(503, str(error), tenant=tenant, headers={"Retry-After": "1"})
+    if isinstance(error, MigrationError):
+        logger.error(
+            "tenant %s: migration failed while opening it for a request: %s", tenant, error
+        )
+        return ApiError(
+            500,
+            f"tenant {tenant!r} could not be brought to the head revision: {error}",
+            tenant=tenant,
+        )
+    logger.error("tenant %s: opening the database failed: %s", tenant, error)
+    return ApiError(500, f"tenant {tenant!r} could not be opened: {error}", tenant=tenant)
+
+
+# -- one request --------------------------------------------------------------------
+
+
+def run_statements(
+    dorm: Dorm,
+    tenant: str,
+    statements: Sequence[Statement],
+    *,
+    is_transaction: bool,
+    read_only: bool,
+    limits: ServerLimits,
+) -> list[StatementResult]:
+    """Run ``statements`` on ``tenant`` in one transaction and return their results.
+
+    Raises :class:`ApiError` for any failure, after rolling back.
+    """
+    checked = [_checked_sql(statement, len(statements), is_transaction) for statement in statements]
+
+    tenant_connection = TenantConnection(dorm, tenant)
+    connection = tenant_connection.open()
+    try:
+        run = _Run(connection, tenant, read_only=read_only, limits=limits)
+        return run.execute_all(
+            statements, checked, begin_immediate=is_transaction and not read_only
+        )
+    finally:
+        tenant_connection.close()
+
+
+def _checked_sql(statement: Statement, count: int, is_transaction: bool) -> str:
+    try:
+        return single_statement(statement.sql)
+    except ApiError as error:
+        if is_transaction:
+            raise ApiError(
+                error.status,
+                f"statement {statement.position} of {count} was rejected, so nothing ran: {error.message}",
+            ) from error
+        raise
+
+
+class _Run:
+    """The sandboxed execution of a request's statements on one connection."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, tenant: str, *, read_only: bool, limits: ServerLimits
+    ) -> None:
+        self.connection = connection
+        self.tenant = tenant
+        self.limits = limits
+        self.authorizer = Authorizer(read_only=read_only)
+        self.deadline = Deadline(limits.statement_timeout)
+        self._rows = 0
+        self._bytes = 0
+
+    def execute_all(
+        self, statements: Sequence[Statement], sqls: Sequence[str], *, begin_immediate: bool
+    ) -> list[StatementResult]:
+        connection = self.connection
+        self._execute_plain("BEGIN IMMEDIATE" if begin_immediate else "BEGIN")
+        try:
+            connection.set_authorizer(self.authorizer)
+            connection.set_progress_handler(self.deadline, PROGRESS_STEPS)
+            self.deadline.start()
+            results = []
+            for statement, sql in zip(statements, sqls, strict=True):
+                results.append(self._execute(statement, sql, len(statements)))
+
+            _unguard(connection)
+            self._execute_plain("COMMIT")
+            return results
+        finally:
+            _unguard(connection)
+            if connection.in_transaction:
+                connection.rollback()
+
+    def _execute(self, statement: Statement, sql: str, count: int) -> StatementResult:
+        connection = self.connection
+        self.authorizer.denial = None
+        changes_before = connection.total_changes
+        try:
+            cursor = connection.execute(sql, statement.params)
+            try:
+                columns = [column[0] for column in cursor.description or ()]
+                rows = self._fetch_all(cursor)
+            finally:
+                cursor.close()
+        except sqlite3.Error as error:
+            raise self._error(error, statement, count) from error
+        return StatementResult(columns, rows, connection.total_changes - changes_before)
+
+    def _fetch_all(self, cursor: sqlite3.Cursor) -> list[list[Any]]:
+        limits = self.limits
+        rows: list[list[Any]] = []
+        while True:
+            batch = cursor.fetchmany(FETCH_ROWS)
+            if not batch:
+                return rows
+            self._rows += len(batch)
+            if self._rows > limits.max_result_rows:
+                raise ApiError(
+                    400,
+                    f"the result has more than {limits.max_result_rows} rows, the limit of "
+                    "/query/raw, so the request was rolled back: add a LIMIT (and page with "
+                    "OFFSET or a WHERE on the key), or read it with /query/stream",
+                    tenant=self.tenant,
+                )
+            for row in batch:
+                self._bytes += sum(value_size(value) for value in row)
+                rows.append(encode_row(row))
+            if self._bytes > limits.max_result_bytes:
+                raise ApiError(
+                    400,
+                    f"the result is larger than {limits.max_result_bytes} bytes, the limit of "
+                    "/query/raw, so the request was rolled back: select fewer rows or "
+                    "columns, or read it with /query/stream",
+                    tenant=self.tenant,
+                )
+
+    def _execute_plain(self, sql: str) -> None:
+        # BEGIN and COMMIT are the server's own statements: they run with no
+        # authorizer, and a failing COMMIT (a deferred foreign key) is the
+        # failure of the whole request.
+        try:
+            self.connection.execute(sql)
+        except sqlite3.Error as error:
+            raise translate_error(
+                error, tenant=self.tenant, authorizer=None, deadline=self.deadline
+            ) from error
+
+    def _error(self, error: sqlite3.Error, statement: Statement, count: int) -> ApiError:
+        api_error = translate_error(
+            error, tenant=self.tenant, authorizer=self.authorizer, deadline=self.deadline
+        )
+        if statement.position is None:
+            return api_error
+        return ApiError(
+            api_error.status,
+            f"statement {statement.position} of {count} failed, so the transaction was "
+            f"rolled back: {api_error.message}",
+            tenant=self.tenant,
+            headers=api_error.headers,
+        )
+
+
+def _unguard(connection: sqlite3.Connection) -> None:
+    connection.set_authorizer(None)
+    connection.set_progress_handler(None, 0)
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+def translate_error(
+    error: sqlite3.Error,
+    *,
+    tenant: str,
+    authorizer: Authorizer | None,
+    deadline: Deadline | None,
+) -> ApiError:
+    """Turn a ``sqlite3`` error into the :class:`ApiError` the client receives.
+
+    The decision uses SQLite's result code, the authorizer's recorded denial
+    and the deadline's state, never the text of the message. Errors that are
+    not the client's doing become 500 and are logged with the tenant.
+    """
+    if authorizer is not None and authorizer.denial is not None:
+        return ApiError(403, authorizer.denial, tenant=tenant)
+    if deadline is not None and deadline.expired:
+        return ApiError(
+            408,
+            f"the SQL ran longer than the limit of {deadline.seconds:g} s and was stopped, "
+            "so the request was rolled back: add an index or a LIMIT, or read long "
+            "results with /query/stream",
+            tenant=tenant,
+        )
+    if is_busy_error(error):
+        return ApiError(
+            503,
+            f"tenant {tenant!r} is locked by another writer and the lock was not released "
+            "within the busy timeout: retry the request",
+            tenant=tenant,
+            headers={"Retry-After": "1"},
+        )
+
+    code: int | None = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        # sqlite3's own checks (parameter binding, statement text) have no SQLite code.
+        if isinstance(error, (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.DataError)):
+            return ApiError(400, f"invalid statement or parameters: {error}", tenant=tenant)
+        return _server_fault(error, tenant)
+
+    primary = code & 0xFF
+    if primary == _SQLITE_CONSTRAINT:
+        return _constraint_error(error, code, tenant)
+    if primary in (_SQLITE_ERROR, _SQLITE_RANGE, _SQLITE_TOOBIG):
+        return ApiError(400, f"SQL error: {error}", tenant=tenant)
+    if primary == _SQLITE_MISMATCH:
+        return ApiError(422, f"invalid value: {error}", tenant=tenant)
+    if primary == _SQLITE_AUTH:
+        return ApiError(403, f"not allowed: {error}", tenant=tenant)
+    if primary == _SQLITE_INTERRUPT:
+        return ApiError(
+            503, "the statement was interrupted on the server: retry the request", tenant=tenant
+        )
+    return _server_fault(error, tenant)
+
+
+def _constraint_error(error: sqlite3.Error, code: int, tenant: str) -> ApiError:
+    if code in _INVALID_VALUE_CODES:
+        return ApiError(
+            422,
+            f"{error}: the {_INVALID_VALUE_CODES[code]} constraint rejects the value; "
+            "change the value and send the request again",
+            tenant=tenant,
+        )
+    kind = _CONFLICT_CODES.get(code, "a")
+    return ApiError(
+        409,
+        f"{error}: the write conflicts with existing rows ({kind} constraint); "
+        "change the key or update the existing row",
+        tenant=tenant,
+    )
+
+
+def _server_fault(error: sqlite3.Error, tenant: str) -> ApiError:
+    logger.error(
+        "tenant %s: SQLite failed on the server side: %s (%s)",
+        tenant,
+        error,
+        getattr(error, "sqlite_errorname", type(error).__name__),
+    )
+    return ApiError(500, f"the database of tenant {tenant!r} failed: {error}", tenant=tenant)
