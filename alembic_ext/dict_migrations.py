@@ -51,6 +51,7 @@ __all__ = ["MIGRATIONS_TABLE", "DictMigrator", "validate_migrations"]
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_TABLE = "_dorm_migrations"
+"""Table that records the applied versions of numbered SQL migrations, and their errors."""
 
 _CREATE_MIGRATIONS_TABLE = (
     f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("

@@ -118,16 +118,32 @@ class NoCurrentTenant(DormError, LookupError):
 
 
 class TenantMismatch(DormError):
-    """A routed session pinned to one tenant was used while another was current."""
+    """A session of one tenant met another tenant: the current one, or an object's."""
 
-    def __init__(self, pinned: str, current: str) -> None:
+    def __init__(self, pinned: str, current: str, *, message: str | None = None) -> None:
         super().__init__(
-            f"this session belongs to tenant {pinned!r} but the current tenant "
-            f"is {current!r}: open a new session inside `with dorm.tenant"
-            f"({current!r}):` so objects of one tenant never reach another",
+            message
+            or (
+                f"this session belongs to tenant {pinned!r} but the current tenant "
+                f"is {current!r}: open a new session inside `with dorm.tenant"
+                f"({current!r}):` so objects of one tenant never reach another"
+            ),
             tenant=pinned,
         )
         self.current = current
+
+    @classmethod
+    def for_object(cls, session_tenant: str, object_tenant: str) -> TenantMismatch:
+        """Return the error for an object of ``object_tenant`` entering a session of ``session_tenant``."""
+        return cls(
+            session_tenant,
+            object_tenant,
+            message=(
+                f"an object loaded from tenant {object_tenant!r} cannot be added to or "
+                f"merged into a session of tenant {session_tenant!r}: copy its values "
+                "into a new object to move data between tenants"
+            ),
+        )
 
 
 class AsyncLazyLoadError(DormError, sa_exc.MissingGreenlet):

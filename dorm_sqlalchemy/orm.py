@@ -94,7 +94,7 @@ class TenantSession(Session):
 
     def _check_token(self, token: object) -> None:
         if token is not None and token != self.resolve_tenant():
-            raise TenantMismatch(str(token), self.resolve_tenant())
+            raise TenantMismatch.for_object(self.resolve_tenant(), str(token))
 
     def get(self, entity: Any, ident: Any, **options: Any) -> Any:
         self._check_token(options.get("identity_token"))

@@ -54,18 +54,27 @@ _OPEN_LOCK_STRIPES = 64
 class Dorm:
     """A registry of tenant databases: one SQLite database per tenant.
 
-    ``url`` is a URL template with ``{tenant}`` in the file name, such as
-    ``"sqlite:///data/{tenant}.db"``; ``sqlite://`` gives in-memory tenants;
-    by default tenants are files ``./dorm-data/{tenant}.db``. ``root`` is a
-    shorthand for ``"sqlite:///<root>/{tenant}.db"``.
+    :param url: a URL template with ``{tenant}`` in the file name, followed
+        by an extension, such as ``"sqlite:///data/{tenant}.db"``;
+        ``sqlite://`` gives in-memory tenants; by default tenants are files
+        ``./dorm-data/{tenant}.db``.
+    :param root: a directory of tenant files; a shorthand for
+        ``"sqlite:///<root>/{tenant}.db"``.
 
     :param migrations: an Alembic script directory, or DORM-style numbered
         SQL lists ``{1: ["CREATE TABLE ..."], 2: [...]}``; every tenant is
         brought to head the first time this process opens it.
+    :param mirror: an aggregate database URL (SQLite or PostgreSQL), or a
+        list of them, that receives every committed write tagged with its
+        tenant; ``dorm.mirror`` is then a :class:`~dorm_sqlalchemy.Mirror`.
+    :param mirror_exclude: tables that are not mirrored.
+    :param mirror_tenant_column: name of the aggregate tables' tenant column.
     :param create: create a tenant's database on first use (the default);
         with ``False`` unknown tenants raise :class:`TenantNotFound`.
-    :param max_engines: tenants whose engines stay open at once (LRU).
-    :param pool_size: connections each tenant engine keeps when idle.
+    :param max_engines: tenants whose engines stay open at once (LRU), 64
+        by default.
+    :param pool_size: connections each tenant engine keeps when idle, 4 by
+        default.
     :param busy_timeout: seconds a statement waits for another writer's
         lock before raising :class:`TenantBusy`.
     :param begin: how transactions begin: ``"immediate"`` (default: take
@@ -154,6 +163,7 @@ class Dorm:
 
     @property
     def max_engines(self) -> int:
+        """Tenants whose engines stay open at once (the LRU's bound)."""
         return self._engines.max_engines
 
     def engine(self, tenant: str) -> Engine:
@@ -562,11 +572,24 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
         raise ValueError(f"invalid {name} {value!r}: give an integer >= {minimum}")
 
 
+# Pragmas the library sets and verifies itself, through Dorm's own options.
+_MANAGED_PRAGMAS = {
+    "foreign_keys": "foreign keys are always on",
+    "journal_mode": "file tenants always use WAL",
+    "busy_timeout": "use Dorm(busy_timeout=seconds)",
+    "synchronous": "use Dorm(synchronous=...)",
+}
+
+
 def _check_pragmas(pragmas: Mapping[str, int | str]) -> dict[str, int | str]:
     checked: dict[str, int | str] = {}
     for name, value in pragmas.items():
         if not isinstance(name, str) or not _PRAGMA_NAME.fullmatch(name):
             raise ValueError(f"invalid pragma name {name!r}: use a bare SQLite pragma name")
+        if name in _MANAGED_PRAGMAS:
+            raise ValueError(
+                f"pragma {name} cannot be set through pragmas=: {_MANAGED_PRAGMAS[name]}"
+            )
         if not _PRAGMA_VALUE.fullmatch(str(value)):
             raise ValueError(
                 f"invalid value {value!r} for pragma {name}: use an integer or a bare keyword"

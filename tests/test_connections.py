@@ -309,3 +309,18 @@ def test_extra_pragmas_applied(make_dorm) -> None:
     dorm = make_dorm(pragmas={"cache_size": -4000})
     with dorm.engine("acme").connect() as connection:
         assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -4000
+
+
+@pytest.mark.parametrize("name", ["foreign_keys", "journal_mode", "busy_timeout", "synchronous"])
+def test_managed_pragmas_rejected(tmp_path, name: str) -> None:
+    with pytest.raises(ValueError, match=f"pragma {name} cannot be set"):
+        Dorm(root=tmp_path, pragmas={name: 0})
+
+
+def test_engine_options_with_null_pool(make_dorm) -> None:
+    from sqlalchemy.pool import NullPool
+
+    dorm = make_dorm(engine_options={"poolclass": NullPool})
+    with dorm.session("acme") as session:
+        assert session.execute(text("SELECT 1")).scalar() == 1
+    assert isinstance(dorm.engine("acme").pool, NullPool)

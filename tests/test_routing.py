@@ -246,3 +246,15 @@ async def test_async_routed_sessions_survive_eviction(make_dorm) -> None:
 
     check = make_dorm()
     assert [check.exec(f"t{i}", "SELECT count(*) FROM t").scalar() for i in range(10)] == [2] * 10
+
+
+def test_object_mismatch_message_names_both(two_tenants: Dorm) -> None:
+    with two_tenants.session("acme") as session:
+        note = session.get(Note, 1)
+    with two_tenants.session("globex") as session:
+        with pytest.raises(TenantMismatch) as raised:
+            session.add(note)
+
+    message = str(raised.value)
+    assert "loaded from tenant 'acme'" in message
+    assert "session of tenant 'globex'" in message
