@@ -119,6 +119,14 @@ PYTHON_NOT_RUN: dict[tuple[str, str], str] = {
         "a fragment of an env.py, which only runs inside Alembic"
     ),
     ("http-api.md", "uvicorn.run(app"): "starts a server that runs until it is stopped",
+    ("remote-dialect.md", "engine = create_engine("): (
+        "needs a dorm serve on the address shown; tests/dialects/ makes the same "
+        "calls against a real server"
+    ),
+    ("remote-dialect.md", "stream_results=True"): (
+        "needs the engine of the block before; tests/dialects/test_dialect_streaming.py "
+        "streams through a real server"
+    ),
     ("http-api.md", '"token-for-acme": TokenScope'): (
         "a fragment of the create_app() call of the block before, which starts a server"
     ),
