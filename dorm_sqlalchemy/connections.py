@@ -15,8 +15,7 @@ it, and each has a trap:
   :func:`install_connection_events` for why).
 * A deferred ``BEGIN`` that reads and then writes cannot wait for the write
   lock: SQLite returns "database is locked" at once, ignoring the busy
-  timeout, because the read snapshot may be stale (CPython issue 124510
-  discusses it). Transactions therefore begin ``IMMEDIATE`` by default, so
+  timeout, because the read snapshot may be stale. Transactions therefore begin ``IMMEDIATE`` by default, so
   concurrent writers queue on the busy timeout instead of failing.
 """
 
@@ -53,13 +52,13 @@ _SQLITE_LOCKED = 6
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """How every connection of one registry is set up."""
+    """Settings applied to every connection of one registry."""
 
     busy_timeout: float = 5.0
     """Seconds a statement waits for a lock before failing with TenantBusy."""
 
     begin: BeginMode = "immediate"
-    """How transactions begin unless the ``dorm_begin`` execution option says otherwise."""
+    """Begin mode of transactions, unless the ``dorm_begin`` execution option sets another."""
 
     synchronous: str = "normal"
     """``PRAGMA synchronous`` for file databases in WAL mode."""

@@ -170,7 +170,7 @@ class TenantEngines:
 
     def _count_checkout(self) -> None:
         # Count first, then check: drop() sets the flag first, then counts,
-        # so one of the two always sees the other.
+        # so either this checkout fails or drop() finds it counted.
         self._held.append(None)
         if self.dropped:
             self._held.pop()

@@ -44,7 +44,7 @@ def create(dorm: Dorm, tenant: TenantName, *, exist_ok: bool) -> TenantName:
 def drop(dorm: Dorm, tenant: TenantName, *, missing_ok: bool) -> None:
     """Dispose the tenant's engines and delete its database files.
 
-    Runs under the tenant's open lock, so nobody opens it meanwhile, and
+    Runs under the tenant's open lock, so no thread opens it meanwhile. It
     marks every engine of the tenant (cached or retired) as dropped before
     counting their connections, so no checkout slips in before the files go.
     """

@@ -265,7 +265,7 @@ class Dorm:
         return entries
 
     def _sweep_retired(self) -> None:
-        """Dispose the async engines of retired tenants that nobody uses any more."""
+        """Dispose the async engines of retired tenants that have no connection checked out."""
         with self._retired_lock:
             idle = [entry for entry in self._retired if entry.checked_out == 0]
             self._retired = [entry for entry in self._retired if entry.checked_out > 0]

@@ -37,7 +37,7 @@ def add_mirror_arguments(parser: ArgumentParser) -> None:
         "--tenant-column",
         metavar="NAME",
         default="tenant",
-        help="column of the aggregate tables that holds the tenant name (default: tenant)",
+        help="column of the aggregate tables that contains the tenant name (default: tenant)",
     )
     parser.add_argument(
         "tenants",

@@ -138,7 +138,7 @@ class Mirror:
     # -- observability ---------------------------------------------------------
 
     def flush(self, timeout: float | None = 30.0) -> None:
-        """Wait until every aggregate holds every committed change.
+        """Wait until every aggregate contains every committed change.
 
         Raises :class:`MirrorError` naming the failing tenants when
         ``timeout`` seconds pass first.

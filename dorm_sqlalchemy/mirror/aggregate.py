@@ -52,7 +52,7 @@ INSERT_CHUNK = 500
 
 @dataclass
 class TableAction:
-    """What one batch does to one aggregate table."""
+    """The changes of one batch to one aggregate table."""
 
     shape: TableShape | None
     table: str

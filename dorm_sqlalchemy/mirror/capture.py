@@ -71,7 +71,7 @@ _CREATE_META = f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value)
 
 @dataclass(frozen=True)
 class TableShape:
-    """What the mirror needs of one tenant table: its columns and key."""
+    """The columns and key of one tenant table, as the mirror uses them."""
 
     name: str
     columns: tuple[str, ...]
