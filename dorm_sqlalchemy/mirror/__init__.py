@@ -204,6 +204,7 @@ class Mirror:
         for aggregate in self.aggregates:
             mirrored = set(aggregate.tenants())
             for tenant in names:
+                self._worker.invalidate(tenant)
                 if tenant in mirrored:
                     aggregate.forget(tenant)
             if tenants is None:

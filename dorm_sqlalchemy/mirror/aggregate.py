@@ -84,6 +84,7 @@ class Aggregate:
         self.tenant_column = tenant_column
         self.engine = self._create_engine()
         self._tables: dict[str, Table] = {}
+        self._known_columns: dict[str, set[str]] = {}
         self._metadata = MetaData()
         self._state = Table(
             STATE_TABLE,
@@ -149,6 +150,15 @@ class Aggregate:
 
     def apply(self, batch: Batch) -> bool:
         """Apply ``batch`` atomically; return False when it was applied before."""
+        try:
+            return self._apply(batch)
+        except BaseException:
+            # The aggregate may have changed under this process: reflect again.
+            self._known_columns.clear()
+            self._tables.clear()
+            raise
+
+    def _apply(self, batch: Batch) -> bool:
         with self.engine.begin() as connection:
             self._ensure_ready(connection)
             state = self._lock_state(connection, batch.tenant)
@@ -280,8 +290,14 @@ class Aggregate:
         return table
 
     def _ensure_table(self, connection: Connection, shape: TableShape) -> Table:
-        inspector = inspect(connection)
         columns = _row_columns(shape)
+        known = self._known_columns.get(shape.name)
+        if known is not None and known.issuperset(columns):
+            # Reflection costs more than a small batch, so it runs only when
+            # a table or column is new to this process.
+            return self._table(connection, shape.name)
+
+        inspector = inspect(connection)
         types_by_column = dict(zip(shape.columns, shape.declared_types))
         if not inspector.has_table(shape.name):
             self._create_table(connection, shape, columns, types_by_column)
@@ -298,6 +314,7 @@ class Aggregate:
                 logger.info("aggregate %s: added column %s.%s", self.display_url, shape.name, column)
             if missing:
                 self._tables.pop(shape.name, None)
+        self._known_columns[shape.name] = {self.tenant_column, *columns}
         return self._table(connection, shape.name)
 
     def _create_table(

@@ -58,9 +58,12 @@ DROPPED = "X"
 
 _INTERNAL_TABLES = frozenset({"alembic_version", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"})
 
+# seq is a rowid alias without AUTOINCREMENT, which would rewrite
+# sqlite_sequence on every insert. It still never goes backwards because
+# pruning always keeps the newest entry (see prune_changes).
 _CREATE_OUTBOX = f"""
 CREATE TABLE IF NOT EXISTS {OUTBOX} (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     tbl TEXT NOT NULL,
     op TEXT NOT NULL,
     k1, k2, k3, k4,
@@ -333,15 +336,17 @@ def outbox_state(
     count, oldest = connection.execute(
         f"SELECT count(*), min(at) FROM {OUTBOX} WHERE seq > ?", (after_seq,)
     ).fetchone()
-    last = connection.execute(
-        "SELECT seq FROM sqlite_sequence WHERE name = ?", (OUTBOX,)
-    ).fetchone()
-    return (0 if last is None else int(last[0])), int(count), oldest
+    last = connection.execute(f"SELECT max(seq) FROM {OUTBOX}").fetchone()[0]
+    return (0 if last is None else int(last)), int(count), oldest
 
 
 def prune_changes(connection: sqlite3.Connection, up_to_seq: int) -> None:
-    """Delete outbox entries every aggregate has applied."""
-    connection.execute(f"DELETE FROM {OUTBOX} WHERE seq <= ?", (up_to_seq,))
+    """Delete outbox entries every aggregate has applied, except the newest one.
+
+    Keeping the newest entry keeps the largest rowid in the table, so new
+    entries never reuse a seq that an aggregate position already passed.
+    """
+    connection.execute(f"DELETE FROM {OUTBOX} WHERE seq < ?", (up_to_seq,))
 
 
 def iter_rows(
