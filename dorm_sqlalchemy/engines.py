@@ -51,8 +51,9 @@ descriptors (measured: 768 with sync sessions and dorm.exec together)."""
 DEFAULT_POOL_SIZE = 4
 """Connections each tenant engine keeps open when idle."""
 
-STATEMENT_CONNECTIONS = 2
-"""Idle DBAPI connections kept per tenant for ``Dorm.exec``."""
+STATEMENT_CONNECTIONS = 4
+"""Idle DBAPI connections kept per tenant for ``Dorm.exec`` and the HTTP API;
+with fewer, concurrent requests to one tenant kept opening new connections."""
 
 
 class TenantEngines:
