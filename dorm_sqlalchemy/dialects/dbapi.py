@@ -6,16 +6,19 @@
 >>> cursor.execute("SELECT id, name FROM users WHERE id = ?", (7,)).fetchall()        # doctest: +SKIP
 [(7, 'Ada')]
 
-Every statement is one ``POST {url}/query/raw`` request, which the server runs
-in its own transaction and commits, so the connection is always in autocommit
-mode: :meth:`Connection.commit` does nothing, and :meth:`Connection.rollback`
-cannot undo writes (it warns with :class:`RollbackIgnoredWarning` when there
-were any). ``executemany()`` sends all its rows as one ``transaction`` array,
-which the server runs atomically. A cursor from ``connection.cursor(server_side=True)``
-reads its rows from ``POST {url}/query/stream`` as they arrive, in bounded memory.
+Every statement is one ``POST {url}/query/raw`` request. Unless the
+connection is in autocommit mode, the first statement begins an interactive
+transaction on the server (``POST {url}/transaction``) and every request
+carries its id in the ``X-Dorm-Transaction`` header until :meth:`Connection.commit`
+or :meth:`Connection.rollback`. SAVEPOINT, RELEASE and ROLLBACK TO work inside
+it; BEGIN, COMMIT and ROLLBACK as SQL raise :class:`NotSupportedError`. A
+server that answers 404 or 405 to the begin request has no interactive
+transactions: the connection then runs in autocommit mode, and ``rollback()``
+warns with :class:`RollbackIgnoredWarning` when writes ran.
 
-``BEGIN``, ``COMMIT``, ``ROLLBACK``, ``SAVEPOINT`` and ``RELEASE`` raise
-:class:`NotSupportedError`: the server has no transaction that outlives a request.
+``executemany()`` sends all its rows as one ``transaction`` array, which the
+server runs atomically. A cursor from ``connection.cursor(server_side=True)``
+reads its rows from ``POST {url}/query/stream`` as they arrive, in bounded memory.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,6 +49,7 @@ from .errors import (
     PermissionDeniedError,
     ProgrammingError,
     RollbackIgnoredWarning,
+    TransactionExpiredError,
     Warning,
     error_for_status,
 )
@@ -82,10 +87,12 @@ __all__ = [
     "RollbackIgnoredWarning",
     "STRING",
     "StreamingCursor",
+    "TRANSACTION_HEADER",
     "Time",
     "TimeFromTicks",
     "Timestamp",
     "TimestampFromTicks",
+    "TransactionExpiredError",
     "Warning",
     "apilevel",
     "connect",
@@ -161,6 +168,9 @@ def connect(
     timeout: float = DEFAULT_TIMEOUT,
     headers: Mapping[str, str] | None = None,
     verify: bool | str = True,
+    autocommit: bool = False,
+    transaction_idle_timeout: float | None = None,
+    transaction_mode: str = "immediate",
 ) -> Connection:
     """Open a connection to the SQL API of one tenant.
 
@@ -170,12 +180,35 @@ def connect(
     :param headers: more HTTP headers to send with every request.
     :param verify: TLS certificate verification, as httpx takes it: ``True``,
         ``False`` or the path of a CA bundle.
+    :param autocommit: commit each statement on its own instead of opening a
+        server transaction at the first statement.
+    :param transaction_idle_timeout: seconds the server keeps an idle
+        transaction before rolling it back (the server's default is 30, its maximum 300).
+    :param transaction_mode: ``"immediate"`` (take the tenant's write lock at
+        the first statement) or ``"deferred"`` (at the first write).
     """
-    return Connection(url, secret=secret, timeout=timeout, headers=headers, verify=verify)
+    return Connection(
+        url,
+        secret=secret,
+        timeout=timeout,
+        headers=headers,
+        verify=verify,
+        autocommit=autocommit,
+        transaction_idle_timeout=transaction_idle_timeout,
+        transaction_mode=transaction_mode,
+    )
 
 
 class Connection:
-    """DB-API connection to one tenant, with its own ``httpx.Client`` and no server-side state."""
+    """DB-API connection to one tenant, with its own ``httpx.Client``.
+
+    Unless :attr:`autocommit` is true, the first statement after a commit or
+    rollback begins an interactive transaction on the server, and later
+    statements run in it until :meth:`commit` or :meth:`rollback`. Against a
+    server without interactive transactions (``POST /transaction`` answers 404
+    or 405), the connection falls back to autocommit and
+    :attr:`transactions_supported` becomes false.
+    """
 
     def __init__(
         self,
@@ -185,6 +218,9 @@ class Connection:
         timeout: float = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         verify: bool | str = True,
+        autocommit: bool = False,
+        transaction_idle_timeout: float | None = None,
+        transaction_mode: str = "immediate",
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -202,6 +238,13 @@ class Connection:
         )
         self._writes_since_commit = 0
         self._streams: set[StreamingCursor] = set()
+        self._autocommit = autocommit
+        self._transaction_id: str | None = None
+        self._begin_body: dict[str, Any] = {"mode": transaction_mode}
+        if transaction_idle_timeout is not None:
+            self._begin_body["idle_timeout"] = transaction_idle_timeout
+        self.transactions_supported: bool | None = None
+        """Whether the server has interactive transactions; ``None`` until the first begin."""
 
     # -- DB-API surface ------------------------------------------------------
 
@@ -212,33 +255,83 @@ class Connection:
             return StreamingCursor(self)
         return Cursor(self)
 
+    @property
+    def autocommit(self) -> bool:
+        """Whether each statement commits on its own; settable between transactions."""
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        if value and self._transaction_id is not None:
+            raise ProgrammingError(
+                "cannot switch to autocommit while a transaction is open: call commit() "
+                "or rollback() first",
+                tenant=self.tenant,
+            )
+        self._autocommit = bool(value)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a server transaction is open on this connection."""
+        return self._transaction_id is not None
+
     def commit(self) -> None:
-        """Do nothing on the server: every statement was committed when it ran."""
+        """Commit the server transaction, if one is open."""
         self._check_open()
         self._writes_since_commit = 0
+        transaction_id, self._transaction_id = self._transaction_id, None
+        if transaction_id is None:
+            return
+        self._buffer_streams()
+        self._end_transaction(transaction_id, "commit")
 
     def rollback(self) -> None:
-        """Warn when writes ran since the last commit: the server committed them already."""
+        """Roll back the server transaction, if one is open.
+
+        Without server transactions (autocommit, or a server that has none),
+        there is nothing to roll back; against a server without transactions
+        it warns with :class:`RollbackIgnoredWarning` when writes ran since the
+        last commit.
+        """
         self._check_open()
         writes, self._writes_since_commit = self._writes_since_commit, 0
-        if writes == 0:
+        transaction_id, self._transaction_id = self._transaction_id, None
+        if transaction_id is not None:
+            self._buffer_streams()
+            self._end_transaction(transaction_id, "rollback")
+            return
+        if writes == 0 or self.transactions_supported is not False:
             return
         message = (
             f"rollback() cannot undo {writes} write statement(s) sent to tenant "
-            f"{self.tenant!r} since the last commit: the dorm+http driver runs in "
-            "autocommit mode, so the server committed each one when it ran. Put writes "
+            f"{self.tenant!r} since the last commit: the server at {self.url} has no "
+            "interactive transactions, so it committed each one when it ran. Put writes "
             "that must succeed or fail together into one executemany() call"
         )
         logger.warning("%s", message)
         warnings.warn(message, RollbackIgnoredWarning, stacklevel=2)
 
     def close(self) -> None:
-        """Close open streams and the HTTP client; closing twice is allowed."""
-        client, self._client = self._client, None
-        if client is None:
+        """Roll back an open transaction, close open streams and the HTTP client.
+
+        Closing twice is allowed. When the rollback request fails, the server
+        rolls the transaction back after its idle timeout.
+        """
+        if self._client is None:
             return
         for stream in list(self._streams):
             stream.close()
+        transaction_id, self._transaction_id = self._transaction_id, None
+        if transaction_id is not None:
+            try:
+                self._end_transaction(transaction_id, "rollback")
+            except Error as error:
+                logger.warning(
+                    "tenant %s: rolling back the open transaction on close failed: %s",
+                    self.tenant,
+                    error,
+                )
+        client, self._client = self._client, None
         client.close()
 
     @property
@@ -263,13 +356,71 @@ class Connection:
     def _note_writes(self, count: int) -> None:
         self._writes_since_commit += count
 
+    def _prepare_request(self) -> dict[str, str]:
+        """Begin a server transaction if one is due, and return the headers of the next request."""
+        self._check_open()
+        if self._transaction_id is not None:
+            # The server runs one request of a transaction at a time, and an
+            # open stream holds its transaction until its last row.
+            self._buffer_streams()
+        elif not self._autocommit and self.transactions_supported is not False:
+            self._begin_transaction()
+        if self._transaction_id is None:
+            return _JSON_HEADERS
+        return {**_JSON_HEADERS, TRANSACTION_HEADER: self._transaction_id}
+
+    def _begin_transaction(self) -> None:
+        client = self._check_open()
+        url = f"{self.url}/transaction"
+        try:
+            response = client.post(url, content=_dump(self._begin_body), headers=_JSON_HEADERS)
+        except httpx.TransportError as error:
+            raise self._network_error(error, url) from error
+
+        if response.status_code in (404, 405) and self.transactions_supported is None:
+            self.transactions_supported = False
+            logger.warning(
+                "the server at %s has no interactive transactions (HTTP %d from POST "
+                "/transaction): every statement commits on its own, and rollback() "
+                "cannot undo writes",
+                self.url,
+                response.status_code,
+            )
+            return
+        document = self._read_json(response, url)
+        if response.status_code != 201:
+            raise self._error_from_response(response.status_code, document, url)
+        self.transactions_supported = True
+        self._transaction_id = str(document["id"])
+        logger.debug("tenant %s: server transaction began", self.tenant)
+
+    def _end_transaction(self, transaction_id: str, action: str) -> None:
+        client = self._check_open()
+        url = f"{self.url}/transaction/{transaction_id}/{action}"
+        try:
+            response = client.post(url)
+        except httpx.TransportError as error:
+            raise self._network_error(error, url) from error
+        if response.status_code == 200:
+            return
+        if action == "rollback" and response.status_code == 410:
+            # The server already rolled it back (idle timeout or restart).
+            logger.debug("tenant %s: the transaction had already been rolled back", self.tenant)
+            return
+        raise self._error_from_response(response.status_code, self._read_json(response, url), url)
+
+    def _buffer_streams(self) -> None:
+        for stream in list(self._streams):
+            stream._buffer_rest()
+
     def _post_raw(self, body: dict[str, Any]) -> Any:
         """POST ``body`` to ``/query/raw`` and return the ``result`` of the response."""
+        headers = self._prepare_request()
         client = self._check_open()
         url = f"{self.url}/query/raw"
         started = time.perf_counter()
         try:
-            response = client.post(url, content=_dump(body), headers=_JSON_HEADERS)
+            response = client.post(url, content=_dump(body), headers=headers)
         except httpx.TransportError as error:
             raise self._network_error(error, url) from error
         logger.debug(
@@ -291,10 +442,11 @@ class Connection:
 
     def _open_stream(self, body: dict[str, Any]) -> tuple[httpx.Response, str]:
         """POST ``body`` to ``/query/stream`` and return the open response, checked for errors."""
+        headers = self._prepare_request()
         client = self._check_open()
         url = f"{self.url}/query/stream"
         request = client.build_request(
-            "POST", url, params={"rows": "array"}, content=_dump(body), headers=_JSON_HEADERS
+            "POST", url, params={"rows": "array"}, content=_dump(body), headers=headers
         )
         try:
             response = client.send(request, stream=True)
@@ -323,6 +475,8 @@ class Connection:
             ) from error
 
     def _error_from_response(self, status: int, document: Any, url: str) -> Error:
+        if status == 410:
+            self._transaction_id = None
         message = document.get("error") if isinstance(document, dict) else None
         if not isinstance(message, str):
             message = f"the server returned an unexpected error body: {str(document)[:200]}"
@@ -337,6 +491,8 @@ class Connection:
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+
+TRANSACTION_HEADER = "X-Dorm-Transaction"
 
 
 def _dump(document: Any) -> bytes:
@@ -604,6 +760,25 @@ class StreamingCursor(Cursor):
             ) from error
         return None
 
+    def _buffer_rest(self) -> None:
+        """Read the rest of the stream into memory and end the response.
+
+        Inside a transaction the server serves the next request only after
+        this stream's last row, so a stream still open then is read to its end.
+        """
+        response = self._response
+        if response is None or self._lines is None:
+            return
+        try:
+            rest = list(self._lines)
+        except httpx.TransportError as error:
+            self._end_stream()
+            raise self.connection._network_error(error, self._url) from error
+        self._response = None
+        self.connection._streams.discard(self)
+        response.close()
+        self._lines = iter(rest)
+
     def _end_stream(self) -> None:
         response, self._response = self._response, None
         self._lines = None
@@ -617,15 +792,35 @@ def _checked_keyword(operation: str, connection: Connection) -> str:
     if not isinstance(operation, str):
         raise ProgrammingError(f"the operation must be a str of SQL, got {type(operation).__name__}")
     keyword = leading_keyword(operation)
+    if keyword in TRANSACTION_KEYWORDS and _is_savepoint_statement(operation, keyword):
+        if not connection.autocommit and connection.transactions_supported is not False:
+            return keyword
+    if keyword in TRANSACTION_KEYWORDS and connection.transactions_supported is not False:
+        raise NotSupportedError(
+            f"{keyword} as SQL is not supported by the dorm+http driver: the driver begins "
+            "server transactions itself, so end them with connection.commit() or "
+            "rollback(). SAVEPOINT, RELEASE and ROLLBACK TO work outside autocommit mode; "
+            "in autocommit mode, send writes that must be atomic in one executemany() call",
+            tenant=connection.tenant,
+        )
     if keyword in TRANSACTION_KEYWORDS:
         raise NotSupportedError(
-            f"{keyword} is not supported by the dorm+http driver: the HTTP API runs each "
+            f"{keyword} is not supported by the dorm+http driver against this server: it runs each "
             "request in its own transaction and commits it, so there is no transaction "
             "across requests (no BEGIN, COMMIT, ROLLBACK or SAVEPOINT). Send statements "
             "that must be atomic in one executemany() call",
             tenant=connection.tenant,
         )
     return keyword
+
+
+_ROLLBACK_TO = re.compile(r"\bROLLBACK\s+(?:TRANSACTION\s+)?TO\b", re.IGNORECASE)
+
+
+def _is_savepoint_statement(operation: str, keyword: str) -> bool:
+    if keyword in ("SAVEPOINT", "RELEASE"):
+        return True
+    return keyword == "ROLLBACK" and _ROLLBACK_TO.search(operation) is not None
 
 
 def _description(columns: Sequence[str]) -> tuple[tuple[Any, ...], ...] | None:

@@ -29,6 +29,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProgrammingError",
     "RollbackIgnoredWarning",
+    "TransactionExpiredError",
     "Warning",
     "error_for_status",
 ]
@@ -94,10 +95,21 @@ class NetworkError(OperationalError):
     """The request did not reach the server, or the response was cut off."""
 
 
+class TransactionExpiredError(OperationalError):
+    """The server no longer knows the connection's transaction (HTTP 410).
+
+    It was idle past its timeout, or the server restarted, and the server
+    rolled it back. SQLAlchemy treats this as a disconnect, so the pool
+    discards the connection; run the transaction again.
+    """
+
+
 class RollbackIgnoredWarning(UserWarning):
     """``rollback()`` was called after writes that the server had already committed.
 
-    Every statement commits on its own, so there is nothing to roll back.
+    This happens only against a server without interactive transactions (such
+    as DORM on Cloudflare), where every statement commits on its own, so there
+    is nothing to roll back.
     Turn the warning into an error with
     ``warnings.simplefilter("error", RollbackIgnoredWarning)``.
     """
@@ -111,6 +123,7 @@ _ERRORS_BY_STATUS: dict[int, type[Error]] = {
     405: InterfaceError,
     408: OperationalError,
     409: IntegrityError,
+    410: TransactionExpiredError,
     413: OperationalError,
     422: IntegrityError,
     500: InternalError,
@@ -124,6 +137,7 @@ _HINTS_BY_STATUS: dict[int, str] = {
     ),
     404: "check the tenant in the URL path, which has the form /TENANT/api/db",
     405: "check that the URL path ends in /TENANT/api/db, the root of the tenant's SQL API",
+    410: "the transaction was rolled back on the server; run it again on a new connection",
     413: "send fewer rows per executemany() call; each call is one request",
 }
 

@@ -24,23 +24,20 @@ network operation, default 30). ``connect_args`` also takes ``headers`` (a
 dict sent with every request) and ``verify`` (httpx's TLS verification: a
 bool or a CA bundle path). One engine serves one tenant.
 
-Autocommit only
----------------
+Transactions
+------------
 
-The server runs each request in its own transaction and commits it. So:
-
-* every ``execute()`` commits when it returns, and the engine's isolation
-  level is ``"AUTOCOMMIT"``, the only one it accepts;
-* ``executemany()`` (for example ``conn.execute(table.insert(), [row, row, ...])``)
-  is one request, atomic on the server: all rows or none;
-* ``commit()`` does nothing, and ``rollback()`` cannot undo what was
-  written. When writes ran since the last commit, ``rollback()`` emits
-  :class:`~dorm_sqlalchemy.dialects.errors.RollbackIgnoredWarning` and logs a
-  warning. With an ORM ``Session``, each flush sends its statements one per
-  request, so a flush that fails halfway, or a ``session.rollback()`` after a
-  flush, leaves the earlier statements of that transaction in the database;
-* ``BEGIN``, ``SAVEPOINT`` (``begin_nested()``), ``RELEASE`` and explicit
-  ``COMMIT``/``ROLLBACK`` statements raise ``NotSupportedError``.
+The default isolation level is ``"SERIALIZABLE"``: the first statement after
+a commit or rollback begins an interactive transaction on the server
+(``BEGIN IMMEDIATE``), later statements run in it, and ``commit()`` and
+``rollback()`` end it. ``begin_nested()`` uses SAVEPOINT. The server rolls
+back a transaction idle past ``transaction_idle_timeout`` (``connect_args``,
+30 s by default) and then answers 410, which the dialect reports as a
+disconnect so the pool discards the connection. ``isolation_level="AUTOCOMMIT"``
+commits each statement on its own. Against a server without interactive
+transactions (``POST /transaction`` answers 404 or 405, as DORM on Cloudflare
+does) the connection falls back to autocommit, and ``rollback()`` after writes
+emits :class:`~dorm_sqlalchemy.dialects.errors.RollbackIgnoredWarning`.
 
 Results and streaming
 ---------------------
@@ -88,6 +85,7 @@ __all__ = ["DormHTTPDialect", "DormHTTPSDialect", "dialect"]
 logger = logging.getLogger(__name__)
 
 AUTOCOMMIT = "AUTOCOMMIT"
+SERIALIZABLE = "SERIALIZABLE"
 _URL_OPTIONS = {"timeout": float}
 
 
@@ -104,12 +102,6 @@ class DormHTTPDialect(SQLiteDialect):
     supports_statement_cache = True
     supports_server_side_cursors = True
     execution_ctx_cls = DormHTTPExecutionContext
-
-    def __init__(self, **kwargs: Any) -> None:
-        # With this level SQLAlchemy treats COMMIT and ROLLBACK as having no
-        # effect, and its echo log states that.
-        kwargs.setdefault("isolation_level", AUTOCOMMIT)
-        super().__init__(**kwargs)
 
     @classmethod
     def import_dbapi(cls) -> Any:
@@ -163,21 +155,22 @@ class DormHTTPDialect(SQLiteDialect):
             self.insertmanyvalues_max_parameters = 999
         logger.info("dorm+%s: the server runs SQLite %s", self.scheme, ".".join(map(str, version)))
 
-    # -- isolation: autocommit is all the HTTP API offers ----------------------
+    # -- isolation ---------------------------------------------------------------
 
     def get_isolation_level_values(self, dbapi_connection: Any) -> list[str]:
-        return [AUTOCOMMIT]
+        return [AUTOCOMMIT, SERIALIZABLE]
 
     def get_isolation_level(self, dbapi_connection: Any) -> str:
-        return AUTOCOMMIT
+        # A server without interactive transactions commits every statement.
+        if dbapi_connection.autocommit or dbapi_connection.transactions_supported is False:
+            return AUTOCOMMIT
+        return SERIALIZABLE
 
     def set_isolation_level(self, dbapi_connection: Any, level: str) -> None:
-        # SQLAlchemy has already checked the level against
-        # get_isolation_level_values(), so it can only be AUTOCOMMIT.
-        pass
+        dbapi_connection.autocommit = level == AUTOCOMMIT
 
     def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
-        if isinstance(e, dorm_dbapi.NetworkError):
+        if isinstance(e, (dorm_dbapi.NetworkError, dorm_dbapi.TransactionExpiredError)):
             return True
         return isinstance(e, dorm_dbapi.ProgrammingError) and connection is not None and bool(
             getattr(connection, "closed", False)

@@ -1,9 +1,14 @@
-"""The SQL endpoints under ``/{tenant}/api/db``: ``POST /query/raw`` and ``POST /query/stream``."""
+"""The SQL endpoints under ``/{tenant}/api/db``: ``POST /query/raw``, ``POST /query/stream``
+and the interactive transaction endpoints ``POST /transaction``, ``/transaction/{id}/commit``
+and ``/transaction/{id}/rollback``."""
 
 from __future__ import annotations
 
+import sqlite3
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,10 +17,17 @@ from ..errors import InvalidTenantName
 from ..naming import TenantName, canonical_tenant
 from .auth import token_scope_of
 from .errors import ApiError
-from .execution import run_statements
+from .execution import run_statements, run_statements_in_transaction
 from .protocol import QueryRequest, dumps, is_decimal, parse_query_request
 from .settings import ServerLimits, TokenScope
 from .streaming import NDJSONResponse, StatementStream
+from .transaction_requests import parse_begin_request
+from .transactions import (
+    TRANSACTION_HEADER,
+    InteractiveTransaction,
+    TransactionManager,
+    token_hash,
+)
 
 if TYPE_CHECKING:
     from ..registry import Dorm
@@ -28,26 +40,56 @@ ROW_FORMATS = ("object", "array")
 class SqlApi:
     """The endpoints of the StarbaseDB-style SQL API for one registry."""
 
-    def __init__(self, dorm: Dorm, limits: ServerLimits) -> None:
+    def __init__(self, dorm: Dorm, limits: ServerLimits, transactions: TransactionManager) -> None:
         self.dorm = dorm
         self.limits = limits
+        self.transactions = transactions
 
     async def query_raw(self, request: Request) -> Response:
-        """Run one statement or a transaction and return every row at once."""
+        """Run one statement or a transaction and return every row at once.
+
+        With the header ``X-Dorm-Transaction``, the statements run inside
+        that interactive transaction instead of a transaction of their own.
+        """
         tenant, token_scope = await self._tenant_for_sql(request)
         query = parse_query_request(await read_body(request, self.limits.max_body_bytes))
-        body = await run_in_threadpool(self._run_raw, tenant, query, token_scope.read_only)
+        transaction_id = request.headers.get(TRANSACTION_HEADER)
+        if transaction_id is None:
+            body = await run_in_threadpool(self._run_raw, tenant, query, token_scope.read_only)
+            return Response(body, media_type="application/json")
+
+        record = await self.transactions.acquire(transaction_id, tenant, _owner(request))
+        try:
+            with anyio.CancelScope(shield=True):
+                body = await run_in_threadpool(
+                    self._run_raw, tenant, query, token_scope.read_only, record.connection
+                )
+        except ApiError as error:
+            raise _with_transaction_state(error, record) from error
+        finally:
+            await self.transactions.release(record)
         return Response(body, media_type="application/json")
 
-    def _run_raw(self, tenant: TenantName, query: QueryRequest, read_only: bool) -> bytes:
-        results = run_statements(
-            self.dorm,
-            tenant,
-            query.statements,
-            is_transaction=query.is_transaction,
-            read_only=read_only,
-            limits=self.limits,
-        )
+    def _run_raw(
+        self,
+        tenant: TenantName,
+        query: QueryRequest,
+        read_only: bool,
+        connection: sqlite3.Connection | None = None,
+    ) -> bytes:
+        if connection is None:
+            results = run_statements(
+                self.dorm,
+                tenant,
+                query.statements,
+                is_transaction=query.is_transaction,
+                read_only=read_only,
+                limits=self.limits,
+            )
+        else:
+            results = run_statements_in_transaction(
+                connection, tenant, query.statements, read_only=read_only, limits=self.limits
+            )
         document: dict[str, Any]
         if query.is_transaction:
             document = {
@@ -70,16 +112,61 @@ class SqlApi:
                 "and send transactions to /query/raw",
             )
 
-        stream = StatementStream(
-            self.dorm,
-            tenant,
-            query.statements[0],
-            read_only=token_scope.read_only,
-            limits=self.limits,
-            rows_as_arrays=rows_as_arrays,
+        transaction_id = request.headers.get(TRANSACTION_HEADER)
+        record = None
+        if transaction_id is not None:
+            record = await self.transactions.acquire(transaction_id, tenant, _owner(request))
+        try:
+            stream = StatementStream(
+                self.dorm,
+                tenant,
+                query.statements[0],
+                read_only=token_scope.read_only,
+                limits=self.limits,
+                rows_as_arrays=rows_as_arrays,
+                connection=None if record is None else record.connection,
+            )
+            with anyio.CancelScope(shield=record is not None):
+                first_line = await run_in_threadpool(stream.open)
+        except ApiError as error:
+            if record is None:
+                raise
+            await self.transactions.release(record)
+            raise _with_transaction_state(error, record) from error
+        except BaseException:
+            if record is not None:
+                await self.transactions.release(record)
+            raise
+
+        # The response releases the transaction's lock after the last row.
+        on_close = None if record is None else partial(self.transactions.release, record)
+        return NDJSONResponse(stream, first_line, on_close=on_close)
+
+    async def begin_transaction(self, request: Request) -> Response:
+        """Begin an interactive transaction and return its id (201)."""
+        tenant, token_scope = await self._tenant_for_sql(request)
+        options = parse_begin_request(await read_body(request, self.limits.max_body_bytes))
+        # A read-only token cannot write, so it never needs the write lock.
+        mode = "deferred" if token_scope.read_only else options.mode
+        record = await self.transactions.begin(
+            tenant, _owner(request), mode=mode, idle_timeout=options.idle_timeout
         )
-        first_line = await run_in_threadpool(stream.open)
-        return NDJSONResponse(stream, first_line)
+        document = {"id": record.id, "idle_timeout": options.idle_timeout}
+        return Response(dumps(document), status_code=201, media_type="application/json")
+
+    async def commit_transaction(self, request: Request) -> Response:
+        """Commit an interactive transaction and give its connection back."""
+        return await self._finish(request, commit=True)
+
+    async def rollback_transaction(self, request: Request) -> Response:
+        """Roll back an interactive transaction and give its connection back."""
+        return await self._finish(request, commit=False)
+
+    async def _finish(self, request: Request, *, commit: bool) -> Response:
+        tenant = request_tenant(request)
+        transaction_id = request.path_params["transaction_id"]
+        await self.transactions.finish(transaction_id, tenant, _owner(request), commit=commit)
+        return Response(dumps({"ok": True}), media_type="application/json")
 
     async def _tenant_for_sql(self, request: Request) -> tuple[TenantName, TokenScope]:
         tenant = request_tenant(request)
@@ -88,6 +175,24 @@ class SqlApi:
             # A read-only token never creates a tenant, even when the registry would.
             raise ApiError(404, f"tenant {tenant!r} does not exist", tenant=tenant)
         return tenant, token_scope
+
+
+def _owner(request: Request) -> bytes:
+    return token_hash(request.headers.get("authorization"))
+
+
+def _with_transaction_state(error: ApiError, record: InteractiveTransaction) -> ApiError:
+    # The caller released the record already or will; ended means SQLite
+    # itself rolled back the whole transaction.
+    if record.ended or not record.connection.in_transaction:
+        return ApiError(
+            error.status,
+            f"{error.message}; SQLite rolled back the whole interactive transaction, so it "
+            "has ended: begin a new one",
+            tenant=error.tenant,
+            headers=error.headers,
+        )
+    return error
 
 
 def request_tenant(request: Request) -> TenantName:

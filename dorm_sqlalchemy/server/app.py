@@ -4,6 +4,8 @@ Routes:
 
 * ``POST /{tenant}/api/db/query/raw`` and ``POST /{tenant}/api/db/query/stream``,
   the StarbaseDB-style SQL API (see :mod:`.protocol` and :mod:`.streaming`);
+* ``POST /{tenant}/api/db/transaction`` and ``.../transaction/{id}/commit`` or
+  ``/rollback``, interactive transactions (see :mod:`.transactions`);
 * ``GET /api/tenants`` and ``GET /api/tenants/{tenant}/tables``, for the explorer;
 * ``GET /explorer/``, the explorer page, and ``GET /`` redirecting to it;
 * ``GET /openapi.json``, the OpenAPI 3.1 description of all of the above.
@@ -33,6 +35,7 @@ from .errors import ApiError
 from .explorer import explorer_routes, is_public_path
 from .openapi import build_openapi
 from .settings import FULL_ACCESS, ServerLimits, TokenScope
+from .transactions import TransactionManager
 
 if TYPE_CHECKING:
     from ..registry import Dorm
@@ -73,11 +76,23 @@ def create_app(
     if cors_origins is None:
         cors_origins = "*" if token_table is not None else ()
     cors = CorsPolicy(cors_origins)
-    sql_api = SqlApi(dorm, limits)
+    transactions = TransactionManager(dorm, limits)
+    sql_api = SqlApi(dorm, limits, transactions)
 
     routes: list[BaseRoute] = [
         Route("/{tenant}/api/db/query/raw", sql_api.query_raw, methods=["POST"]),
         Route("/{tenant}/api/db/query/stream", sql_api.query_stream, methods=["POST"]),
+        Route("/{tenant}/api/db/transaction", sql_api.begin_transaction, methods=["POST"]),
+        Route(
+            "/{tenant}/api/db/transaction/{transaction_id}/commit",
+            sql_api.commit_transaction,
+            methods=["POST"],
+        ),
+        Route(
+            "/{tenant}/api/db/transaction/{transaction_id}/rollback",
+            sql_api.rollback_transaction,
+            methods=["POST"],
+        ),
         Route("/openapi.json", _openapi_endpoint(limits), methods=["GET"]),
     ]
     if explorer:
@@ -90,9 +105,11 @@ def create_app(
             dorm.storage.describe(),
             describe_auth(secret, tokens),
         )
+        transactions.start()
         try:
             yield
         finally:
+            await transactions.close()
             if close_dorm:
                 await dorm.aclose()
             logger.info("HTTP API stopped")
@@ -146,6 +163,7 @@ def create_app(
     )
     app.state.dorm = dorm
     app.state.limits = limits
+    app.state.transactions = transactions
     return app
 
 

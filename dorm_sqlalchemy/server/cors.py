@@ -5,9 +5,10 @@ browser client such as Outerbase Studio can read the error message. An
 ``OPTIONS`` request is a preflight: this middleware returns 204 for it,
 before authentication, because browsers send preflights without credentials.
 
-The allowed methods and headers match DORM's: GET, POST, PATCH, PUT, DELETE
-and OPTIONS; ``Authorization``, ``Content-Type``, ``X-Starbase-Source`` and
-``X-Data-Source`` (the last two are sent by Outerbase Studio).
+The allowed methods and headers are DORM's (GET, POST, PATCH, PUT, DELETE
+and OPTIONS; ``Authorization``, ``Content-Type``, and ``X-Starbase-Source``
+and ``X-Data-Source``, which Outerbase Studio sends), plus
+``X-Dorm-Transaction`` for interactive transactions.
 
 Without authentication, the application allows no cross-origin reads by
 default. Otherwise any web page open in the user's browser could read and
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["CORSMiddleware", "CorsPolicy"]
 
 ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
-ALLOWED_HEADERS = "Authorization, Content-Type, X-Starbase-Source, X-Data-Source"
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Starbase-Source, X-Data-Source, X-Dorm-Transaction"
 EXPOSED_HEADERS = "WWW-Authenticate, Retry-After"
 PREFLIGHT_MAX_AGE = "86400"
 

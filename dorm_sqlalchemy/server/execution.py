@@ -8,13 +8,17 @@ concurrent readers do not wait for each other in WAL mode), a transaction array 
 statements wait for other writers instead of failing). Any failure, a
 statement error, a limit or a client that goes away, rolls the whole
 request back.
+
+Inside an interactive transaction (:mod:`.transactions`), the request runs on
+the transaction's connection in a savepoint instead, and a failure rolls back
+to that savepoint only.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +34,7 @@ from ..errors import (
 )
 from .errors import ApiError
 from .protocol import Statement, encode_row, value_size
-from .sandbox import PROGRESS_STEPS, Authorizer, Deadline, single_statement
+from .sandbox import PROGRESS_STEPS, Authorizer, Deadline, leading_keyword, single_statement
 from .settings import ServerLimits
 
 if TYPE_CHECKING:
@@ -38,11 +42,24 @@ if TYPE_CHECKING:
 
     from ..registry import Dorm
 
-__all__ = ["StatementResult", "TenantConnection", "run_statements", "translate_error"]
+__all__ = [
+    "REQUEST_SAVEPOINT",
+    "StatementResult",
+    "TenantConnection",
+    "run_statements",
+    "run_statements_in_transaction",
+    "translate_error",
+    "undo_request_savepoint",
+]
 
 logger = logging.getLogger(__name__)
 
 FETCH_ROWS = 256
+
+REQUEST_SAVEPOINT = "_dorm_request"
+"""The savepoint around each request of an interactive transaction; clients cannot touch it."""
+
+SAVEPOINT_KEYWORDS = frozenset({"SAVEPOINT", "RELEASE", "ROLLBACK"})
 
 # Extended result codes of SQLite constraint violations (sqlite3.h).
 _CONFLICT_CODES = {
@@ -161,11 +178,78 @@ def run_statements(
     connection = tenant_connection.open()
     try:
         run = _Run(connection, tenant, read_only=read_only, limits=limits)
+        begin = "BEGIN IMMEDIATE" if is_transaction and not read_only else "BEGIN"
         return run.execute_all(
-            statements, checked, begin_immediate=is_transaction and not read_only
+            statements, checked, begin=begin, end="COMMIT", undo=_rollback_if_open
         )
     finally:
         tenant_connection.close()
+
+
+def run_statements_in_transaction(
+    connection: sqlite3.Connection,
+    tenant: str,
+    statements: Sequence[Statement],
+    *,
+    read_only: bool,
+    limits: ServerLimits,
+) -> list[StatementResult]:
+    """Run ``statements`` inside the interactive transaction open on ``connection``.
+
+    The request runs in the savepoint :data:`REQUEST_SAVEPOINT`, so a failure
+    undoes the whole request and leaves the transaction open. A request of
+    one SAVEPOINT, RELEASE or ROLLBACK TO statement runs without it, because
+    releasing the request's savepoint would also release the client's.
+    Raises :class:`ApiError` for any failure.
+    """
+    checked = [_checked_sql(statement, len(statements), len(statements) > 1) for statement in statements]
+    run = _Run(connection, tenant, read_only=read_only, limits=limits, allow_savepoints=True)
+
+    controls = [leading_keyword(sql) in SAVEPOINT_KEYWORDS for sql in checked]
+    if any(controls):
+        if len(statements) > 1:
+            raise ApiError(
+                400,
+                "SAVEPOINT, RELEASE and ROLLBACK TO must be sent alone, one per request, "
+                'not inside a "transaction" list',
+                tenant=tenant,
+            )
+        return run.execute_all(statements, checked, begin=None, end=None, undo=_keep_open)
+
+    return run.execute_all(
+        statements,
+        checked,
+        begin=f"SAVEPOINT {REQUEST_SAVEPOINT}",
+        end=f"RELEASE {REQUEST_SAVEPOINT}",
+        undo=undo_request_savepoint,
+    )
+
+
+def undo_request_savepoint(connection: sqlite3.Connection) -> None:
+    """Roll back to :data:`REQUEST_SAVEPOINT` and release it, keeping the transaction open.
+
+    When SQLite has already rolled back the whole transaction (it does so
+    after an interrupted write, or on a full disk), there is nothing to undo.
+    """
+    if not connection.in_transaction:
+        return
+    try:
+        connection.execute(f"ROLLBACK TO {REQUEST_SAVEPOINT}")
+        connection.execute(f"RELEASE {REQUEST_SAVEPOINT}")
+    except sqlite3.Error as error:
+        # Without the savepoint the request's writes cannot be told apart
+        # from the earlier ones, so the whole transaction has to go.
+        logger.warning("rolling back to the request savepoint failed (%s): rolling back the transaction", error)
+        connection.rollback()
+
+
+def _rollback_if_open(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.rollback()
+
+
+def _keep_open(connection: sqlite3.Connection) -> None:
+    pass
 
 
 def _checked_sql(statement: Statement, count: int, is_transaction: bool) -> str:
@@ -184,21 +268,36 @@ class _Run:
     """The sandboxed execution of a request's statements on one connection."""
 
     def __init__(
-        self, connection: sqlite3.Connection, tenant: str, *, read_only: bool, limits: ServerLimits
+        self,
+        connection: sqlite3.Connection,
+        tenant: str,
+        *,
+        read_only: bool,
+        limits: ServerLimits,
+        allow_savepoints: bool = False,
     ) -> None:
         self.connection = connection
         self.tenant = tenant
         self.limits = limits
-        self.authorizer = Authorizer(read_only=read_only)
+        self.authorizer = Authorizer(read_only=read_only, allow_savepoints=allow_savepoints)
         self.deadline = Deadline(limits.statement_timeout)
         self._rows = 0
         self._bytes = 0
 
     def execute_all(
-        self, statements: Sequence[Statement], sqls: Sequence[str], *, begin_immediate: bool
+        self,
+        statements: Sequence[Statement],
+        sqls: Sequence[str],
+        *,
+        begin: str | None,
+        end: str | None,
+        undo: Callable[[sqlite3.Connection], None],
     ) -> list[StatementResult]:
+        """Run ``begin``, the statements and ``end``; call ``undo`` if anything fails."""
         connection = self.connection
-        self._execute_plain("BEGIN IMMEDIATE" if begin_immediate else "BEGIN")
+        if begin is not None:
+            self._execute_plain(begin)
+        finished = False
         try:
             connection.set_authorizer(self.authorizer)
             connection.set_progress_handler(self.deadline, PROGRESS_STEPS)
@@ -208,12 +307,14 @@ class _Run:
                 results.append(self._execute(statement, sql, len(statements)))
 
             _unguard(connection)
-            self._execute_plain("COMMIT")
+            if end is not None:
+                self._execute_plain(end)
+            finished = True
             return results
         finally:
             _unguard(connection)
-            if connection.in_transaction:
-                connection.rollback()
+            if not finished:
+                undo(connection)
 
     def _execute(self, statement: Statement, sql: str, count: int) -> StatementResult:
         connection = self.connection

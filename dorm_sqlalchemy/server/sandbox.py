@@ -15,8 +15,9 @@ Three layers keep a request inside its tenant's database:
   pragma outside a list of read-only introspection pragmas, and databases
   other than ``main`` and ``temp``. It denies temporary objects, which would
   outlive the request on a pooled connection, and BEGIN/COMMIT/SAVEPOINT,
-  because each request is one transaction. It denies writes to the library's
-  internal tables. A read-only token also loses every write and schema change.
+  because each request is one transaction (inside an interactive transaction,
+  ``allow_savepoints`` lets SAVEPOINT, RELEASE and ROLLBACK TO through).
+  It denies writes to the library's internal tables. A read-only token also loses every write and schema change.
 * :class:`Deadline` is a progress handler that interrupts a statement that runs
   past its time limit.
 
@@ -279,8 +280,9 @@ class Authorizer:
     :attr:`denial` keeps the reason, so the caller can return 403 with it.
     """
 
-    def __init__(self, *, read_only: bool = False) -> None:
+    def __init__(self, *, read_only: bool = False, allow_savepoints: bool = False) -> None:
         self.read_only = read_only
+        self.allow_savepoints = allow_savepoints
         self.denial: str | None = None
 
     def __call__(
@@ -327,7 +329,15 @@ class Authorizer:
                 f"{verb} is not allowed: a tenant's endpoint reaches only that tenant's "
                 "own database"
             )
+        if action == sqlite3.SQLITE_SAVEPOINT and self.allow_savepoints:
+            return _check_savepoint(arg2)
         if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
+            if self.allow_savepoints:
+                return (
+                    "BEGIN, COMMIT and ROLLBACK are not allowed inside an interactive "
+                    "transaction: end it with POST .../transaction/<id>/commit or /rollback; "
+                    "SAVEPOINT, RELEASE and ROLLBACK TO are allowed"
+                )
             return (
                 "BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE are not allowed: each request "
                 "runs in its own transaction; send statements that belong together as one "
@@ -395,6 +405,14 @@ def _check_pragma(name: str, argument: str | None) -> str | None:
         f"pragmas {', '.join(sorted(INTROSPECTION_PRAGMAS))}, reading "
         f"{', '.join(sorted(READABLE_SETTING_PRAGMAS))}, and defer_foreign_keys"
     )
+
+
+def _check_savepoint(name: str | None) -> str | None:
+    # The server wraps each request of an interactive transaction in its own
+    # savepoint, named _dorm...; a client must not release or roll back to it.
+    if name is not None and _is_internal(name):
+        return f"the savepoint name {name!r} is reserved: names starting with _dorm belong to the server"
+    return None
 
 
 def _check_function(name: str) -> str | None:

@@ -63,8 +63,18 @@ class ServerLimits:
     stream_batch_rows: int = 500
     """Rows ``/query/stream`` fetches from SQLite per worker-thread hop."""
 
+    max_transactions: int = 64
+    """Most interactive transactions open at once on the server, over all tenants; each
+    holds one SQLite connection (503 with ``Retry-After`` above it)."""
+
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_result_rows", "max_result_bytes", "stream_batch_rows"):
+        for name in (
+            "max_body_bytes",
+            "max_result_rows",
+            "max_result_bytes",
+            "stream_batch_rows",
+            "max_transactions",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"invalid {name} {value!r}: give an integer >= 1")

@@ -19,14 +19,16 @@ Rows come from the ``sqlite3`` cursor in batches, each fetched in a worker
 thread, and each batch is sent before the next is read, so memory stays flat
 on any result size. The statement runs in a transaction that commits after
 the last row. A client that disconnects rolls it back, and the connection
-goes back to the tenant's pool either way.
+goes back to the tenant's pool either way. Inside an interactive transaction
+the statement runs in a savepoint on the transaction's connection instead, and
+a client that disconnects rolls back to that savepoint.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -35,7 +37,12 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .errors import ApiError
-from .execution import TenantConnection, translate_error
+from .execution import (
+    REQUEST_SAVEPOINT,
+    TenantConnection,
+    translate_error,
+    undo_request_savepoint,
+)
 from .protocol import Statement, dumps, encode_value
 from .sandbox import PROGRESS_STEPS, Authorizer, Deadline, single_statement
 from .settings import ServerLimits
@@ -67,7 +74,11 @@ class StatementStream:
         read_only: bool,
         limits: ServerLimits,
         rows_as_arrays: bool,
+        connection: sqlite3.Connection | None = None,
     ) -> None:
+        """``connection`` is that of an open interactive transaction: the statement
+        then runs in the savepoint :data:`REQUEST_SAVEPOINT` on it instead of a
+        transaction of its own, and the connection is not given back."""
         self.tenant = tenant
         self.columns: list[str] = []
         self.rows_read = 0
@@ -78,6 +89,8 @@ class StatementStream:
         self._rows_as_arrays = rows_as_arrays
         self._tenant_connection = TenantConnection(dorm, tenant)
         self._connection: sqlite3.Connection | None = None
+        self._shared_connection = connection
+        self._savepoint_open = False
         self._cursor: sqlite3.Cursor | None = None
         self._authorizer = Authorizer(read_only=read_only)
         self._deadline = Deadline(limits.statement_timeout)
@@ -89,10 +102,16 @@ class StatementStream:
         Raises :class:`ApiError` when the statement cannot run, so the
         endpoint can still return an error status.
         """
-        connection = self._tenant_connection.open()
+        if self._shared_connection is not None:
+            connection = self._shared_connection
+            begin = f"SAVEPOINT {REQUEST_SAVEPOINT}"
+        else:
+            connection = self._tenant_connection.open()
+            begin = "BEGIN"
         self._connection = connection
         try:
-            connection.execute("BEGIN")
+            connection.execute(begin)
+            self._savepoint_open = self._shared_connection is not None
             connection.set_authorizer(self._authorizer)
             connection.set_progress_handler(self._deadline, PROGRESS_STEPS)
             self._changes_before = connection.total_changes
@@ -147,7 +166,11 @@ class StatementStream:
         self._cursor = None
         self.rows_written = connection.total_changes - self._changes_before
         _unguard(connection)
-        connection.execute("COMMIT")
+        if self._shared_connection is not None:
+            connection.execute(f"RELEASE {REQUEST_SAVEPOINT}")
+            self._savepoint_open = False
+        else:
+            connection.execute("COMMIT")
 
     def _translate(self, error: sqlite3.Error) -> ApiError:
         return translate_error(
@@ -163,10 +186,15 @@ class StatementStream:
                 self._cursor.close()
                 self._cursor = None
             _unguard(connection)
-            if connection.in_transaction:
+            if self._shared_connection is not None:
+                if self._savepoint_open:
+                    self._savepoint_open = False
+                    undo_request_savepoint(connection)
+            elif connection.in_transaction:
                 connection.rollback()
         finally:
-            self._tenant_connection.close()
+            if self._shared_connection is None:
+                self._tenant_connection.close()
 
 
 def _unguard(connection: sqlite3.Connection) -> None:
@@ -189,10 +217,16 @@ class NDJSONResponse(StreamingResponse):
     media_type = NDJSON_MEDIA_TYPE
 
     def __init__(
-        self, stream: StatementStream, first_line: bytes, headers: dict[str, str] | None = None
+        self,
+        stream: StatementStream,
+        first_line: bytes,
+        headers: dict[str, str] | None = None,
+        *,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._stream = stream
         self._first_line = first_line
+        self._on_close = on_close
         super().__init__(self._lines(), headers=headers)
 
     async def _lines(self) -> AsyncIterator[bytes]:
@@ -215,4 +249,8 @@ class NDJSONResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(self._stream.close)
+                try:
+                    await run_in_threadpool(self._stream.close)
+                finally:
+                    if self._on_close is not None:
+                        await self._on_close()

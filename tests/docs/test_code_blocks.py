@@ -123,6 +123,10 @@ PYTHON_NOT_RUN: dict[tuple[str, str], str] = {
         "needs a dorm serve on the address shown; tests/dialects/ makes the same "
         "calls against a real server"
     ),
+    ("remote-dialect.md", 'session.add(Note(body="draft"))'): (
+        "needs the engine of the first block; tests/dialects/test_dialect_transactions.py "
+        "rolls back an ORM flush through a real server"
+    ),
     ("remote-dialect.md", "stream_results=True"): (
         "needs the engine of the block before; tests/dialects/test_dialect_streaming.py "
         "streams through a real server"

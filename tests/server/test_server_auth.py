@@ -15,7 +15,7 @@ from dorm_sqlalchemy.server import TokenScope, create_app
 from .conftest import SECRET, LiveServer
 
 ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
-ALLOWED_HEADERS = "Authorization, Content-Type, X-Starbase-Source, X-Data-Source"
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Starbase-Source, X-Data-Source, X-Dorm-Transaction"
 
 
 def _basic(text: str) -> str:
