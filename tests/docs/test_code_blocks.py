@@ -83,6 +83,10 @@ NOT_RUN: dict[str, str] = {
     "curl": "needs the server started by the command before it",
     "pytest": "runs part of this test suite",
     "python benchmarks/": "runs for minutes; the benchmark scripts are run by hand",
+    "python scripts/run_dialect_suite.py": (
+        "runs SQLAlchemy's compliance suite against a server it starts; "
+        "tests/dialects/test_dialect_compliance_runner.py runs it with --quick"
+    ),
     "dorm serve": (
         "starts a server that runs until it is stopped; "
         "tests/server/test_server_cli.py starts it on 127.0.0.1 and checks it"
