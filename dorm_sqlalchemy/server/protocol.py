@@ -345,3 +345,25 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 def dumps(document: Any) -> bytes:
     """Serialise a response document as compact UTF-8 JSON."""
     return _ENCODER.encode(document).encode("utf-8")
+
+
+def value_json(value: Any) -> str:
+    """Return the JSON text of one SQLite value, as ``dumps(encode_value(value))`` would.
+
+    Streaming writes one line per row, so the common storage classes skip
+    the encoder: TEXT through the json module's C string escaper, small
+    INTEGER and finite REAL through their ``repr``.
+    """
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if value is None:
+        return "null"
+    if kind is int and -JS_MAX_SAFE_INTEGER <= value <= JS_MAX_SAFE_INTEGER:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _ENCODER.encode(encode_value(value))
+
+
+_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
