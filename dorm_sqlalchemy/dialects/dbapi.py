@@ -12,7 +12,7 @@ transaction on the server (``POST {url}/transaction``) and every request
 carries its id in the ``X-Dorm-Transaction`` header until :meth:`Connection.commit`
 or :meth:`Connection.rollback`. SAVEPOINT, RELEASE and ROLLBACK TO work inside
 it; BEGIN, COMMIT and ROLLBACK as SQL raise :class:`NotSupportedError`. A
-server that answers 404 or 405 to the begin request has no interactive
+server that returns 404 or 405 for the begin request has no interactive
 transactions: the connection then runs in autocommit mode, and ``rollback()``
 warns with :class:`RollbackIgnoredWarning` when writes ran.
 
@@ -205,7 +205,7 @@ class Connection:
     Unless :attr:`autocommit` is true, the first statement after a commit or
     rollback begins an interactive transaction on the server, and later
     statements run in it until :meth:`commit` or :meth:`rollback`. Against a
-    server without interactive transactions (``POST /transaction`` answers 404
+    server without interactive transactions (``POST /transaction`` returns 404
     or 405), the connection falls back to autocommit and
     :attr:`transactions_supported` becomes false.
     """
