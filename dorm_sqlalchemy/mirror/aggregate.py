@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
 
-from .capture import ROWID_KEY, TableShape, quote_identifier
+from .capture import ROWID_KEY, TableShape
 
 __all__ = ["TableAction", "Batch", "Aggregate", "create_aggregate"]
 
