@@ -15,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from dorm_sqlalchemy.connections import enable_wal
+
 __all__ = ["create_migration_engine"]
 
 
@@ -45,7 +47,11 @@ def create_migration_engine(
         dbapi_connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
         if url.database not in (None, "", ":memory:"):
-            dbapi_connection.execute(f"PRAGMA journal_mode = {journal_mode}")
+            if wal:
+                # Retries while another process switches the same new file.
+                enable_wal(dbapi_connection.cursor(), busy_timeout)
+            else:
+                dbapi_connection.execute(f"PRAGMA journal_mode = {journal_mode}")
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:

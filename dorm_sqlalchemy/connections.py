@@ -88,7 +88,7 @@ def configure_dbapi_connection(
         cursor.execute(f"PRAGMA busy_timeout = {settings.busy_timeout_ms:d}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if settings.wal and not in_memory:
-            _enable_wal(cursor, settings.busy_timeout)
+            enable_wal(cursor, settings.busy_timeout)
             cursor.execute(f"PRAGMA synchronous = {settings.synchronous}")
         for name, value in settings.extra_pragmas.items():
             cursor.execute(f"PRAGMA {name} = {value}")
@@ -98,7 +98,7 @@ def configure_dbapi_connection(
         cursor.close()
 
 
-def _enable_wal(cursor: Any, busy_timeout: float) -> None:
+def enable_wal(cursor: Any, busy_timeout: float) -> None:
     # WAL is a property of the file, so it usually is on already. Switching a
     # new file needs an exclusive lock, and SQLite does not call the busy
     # handler for it: two connections opening a new tenant at once retry here.

@@ -71,6 +71,7 @@ CHILD_SCRIPT = textwrap.dedent(
     from sqlalchemy import create_engine, event
 
     from alembic_ext import make_migrator
+    from dorm_sqlalchemy.connections import enable_wal
 
     database, scripts, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
     engine = create_engine("sqlite:///" + database)
@@ -80,7 +81,9 @@ CHILD_SCRIPT = textwrap.dedent(
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA busy_timeout = 20000")
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
-        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        # Both children create the same new file: switching it to WAL needs
+        # the retry the library's own connection setup does.
+        enable_wal(dbapi_connection.cursor(), 20.0)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
