@@ -140,7 +140,7 @@ def _people(count: int) -> Iterator[tuple[int, str, str, float]]:
 
 @dataclass
 class Server:
-    """A server process started by this script, with the URL it answers on."""
+    """A server process started by this script, with the URL it listens on."""
 
     name: str
     process: subprocess.Popen[bytes]
@@ -172,7 +172,7 @@ def _wait_ready(server: Server, probe: str) -> None:
             return
         except httpx.TransportError:
             time.sleep(0.1)
-    raise RuntimeError(f"{server.name} did not answer within {READY_TIMEOUT:g} s: see {server.log}")
+    raise RuntimeError(f"{server.name} did not respond within {READY_TIMEOUT:g} s: see {server.log}")
 
 
 def _stop(server: Server) -> None:
@@ -217,7 +217,7 @@ def _servers(started: list[Server]) -> Iterator[list[Server]]:
 
 @dataclass(frozen=True)
 class Target:
-    """What ``wrk`` sends to one server: the URL and a Lua script that builds each request."""
+    """The load ``wrk`` sends to one server: the URL and a Lua script that builds each request."""
 
     url: str
     lua: str

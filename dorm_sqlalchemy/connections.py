@@ -1,6 +1,6 @@
 """Connection setup shared by every tenant connection, sync and async.
 
-SQLite needs three things from every connection before the application sees
+SQLite needs three things from every connection before the application gets
 it, and each has a trap:
 
 * ``PRAGMA foreign_keys``, ``journal_mode`` and ``busy_timeout`` only take

@@ -2,7 +2,7 @@
 
 A cursor runs one statement in its own transaction (the driver is in
 autocommit mode) and hands out rows as SQLite produces them, so memory stays
-flat on any result size. It holds a connection of the tenant until the last
+flat on any result size. It keeps a connection of the tenant until the last
 row has been read or :meth:`Cursor.close` is called; a cursor that is dropped
 half-read gives its connection back when it is garbage collected.
 """
@@ -361,7 +361,7 @@ class AsyncCursor:
     """The async form of :class:`Cursor`: ``async for row in cursor``.
 
     SQLite calls run in a worker thread, :data:`ASYNC_BATCH_ROWS` rows at a
-    time, so the event loop is never blocked by a long result.
+    time, so a long result does not block the event loop.
     """
 
     def __init__(self, cursor: Cursor) -> None:

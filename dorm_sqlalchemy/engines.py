@@ -1,7 +1,7 @@
 """The engine cache: one sync engine (and, on demand, one async engine) per tenant.
 
 Engines are created lazily and kept in a bounded LRU. Each pooled connection
-to a WAL database holds descriptors for the database and its ``-wal`` file,
+to a WAL database keeps descriptors open for the database and its ``-wal`` file,
 plus one ``-shm`` per tenant (measured with SQLite 3.40), so an unbounded
 cache runs out of descriptors after a few hundred tenants. When the cache is full, the least recently used tenant
 is *retired*: its idle connections are closed at once, and connections still
@@ -154,7 +154,7 @@ class TenantEngines:
                     self.on_write(self.tenant)
             # An aiosqlite connection can be closed only from a greenlet of
             # the event loop, which is where AsyncSession and AsyncConnection
-            # check connections in; a garbage-collected one is left to SQLAlchemy.
+            # check connections in. A garbage-collected one is left to SQLAlchemy.
             if is_async:
                 if self.retired and in_greenlet():
                     record.close()

@@ -1,7 +1,7 @@
 """Exceptions raised by dorm-sqlalchemy.
 
 Every error derives from :class:`DormError`. Errors that concern one tenant
-carry its canonical name in ``tenant`` and say what to do next. Driver errors
+carry its canonical name in ``tenant`` and state what to do next. Driver errors
 are chained with ``raise ... from``, never swallowed.
 """
 

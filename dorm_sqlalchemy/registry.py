@@ -55,9 +55,9 @@ class Dorm:
     """A registry of tenant databases: one SQLite database per tenant.
 
     :param url: a URL template with ``{tenant}`` in the file name, followed
-        by an extension, such as ``"sqlite:///data/{tenant}.db"``;
-        ``sqlite://`` gives in-memory tenants; by default tenants are files
-        ``./dorm-data/{tenant}.db``.
+        by an extension, such as ``"sqlite:///data/{tenant}.db"``.
+        ``sqlite://`` gives in-memory tenants. Without a URL, tenants are
+        files ``./dorm-data/{tenant}.db``.
     :param root: a directory of tenant files; a shorthand for
         ``"sqlite:///<root>/{tenant}.db"``.
 
@@ -281,8 +281,8 @@ class Dorm:
         if loop is None:
             asyncio.run(entry.async_engine.dispose())
             return
-        # Inside a running loop the disposal cannot block: it runs as a task
-        # that aclose() awaits if it has not finished by then.
+        # Inside a running loop a blocking disposal would stall the loop, so it
+        # runs as a task, and aclose() awaits the tasks that are still running.
         task = loop.create_task(entry.async_engine.dispose())
         self._disposals.add(task)
         task.add_done_callback(self._disposals.discard)
@@ -316,7 +316,7 @@ class Dorm:
                 bind=_with_begin(self.async_engine(name), begin), tenant=name, **options
             )
         # The engine is opened at the first statement, in a worker thread, so
-        # creating and migrating a new tenant never blocks the event loop.
+        # creating and migrating a new tenant does not block the event loop.
         options.setdefault("sync_session_class", AsyncBackedSession)
         return AsyncSession(dorm=self, tenant=name, **options)
 
@@ -330,7 +330,7 @@ class Dorm:
                 ...
 
         A session belongs to the tenant that is current when it is created,
-        or else when it first needs a connection; using it later under
+        or else when it first needs a connection. Using it later under
         another tenant raises :class:`TenantMismatch`.
         """
         return sessionmaker(class_=RoutedSession, dorm=self, **options)

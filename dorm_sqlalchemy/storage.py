@@ -85,17 +85,17 @@ class FileStorage(TenantStorage):
     def __init__(self, template: URL) -> None:
         database = template.database or ""
         path = Path(database)
-        shown = f"sqlite:///{database}"
+        template_text = f"sqlite:///{database}"
         name = path.name
         if PLACEHOLDER not in name or name.count(PLACEHOLDER) != 1:
             raise ValueError(
-                f"invalid URL template {shown!r}: the file "
+                f"invalid URL template {template_text!r}: the file "
                 f"name must contain {PLACEHOLDER} exactly once, for example "
                 "'sqlite:///data/{tenant}.db'"
             )
         if PLACEHOLDER in str(path.parent):
             raise ValueError(
-                f"invalid URL template {shown!r}: {PLACEHOLDER} "
+                f"invalid URL template {template_text!r}: {PLACEHOLDER} "
                 "may appear only in the file name, not in a directory"
             )
         leftover = name.replace(PLACEHOLDER, "")
@@ -104,13 +104,13 @@ class FileStorage(TenantStorage):
             # Without a character that tenant names cannot contain after
             # {tenant}, tenant "a-wal" would be tenant "a"'s write-ahead log.
             raise ValueError(
-                f"invalid URL template {shown!r}: the file name must go on after "
+                f"invalid URL template {template_text!r}: the file name must go on after "
                 f"{PLACEHOLDER} with an extension such as '.db', so that no tenant's "
                 "file can be another tenant's -wal, -shm or -journal file"
             )
         if "{" in leftover or "}" in leftover:
             raise ValueError(
-                f"invalid URL template {shown!r}: the only "
+                f"invalid URL template {template_text!r}: the only "
                 f"placeholder allowed is {PLACEHOLDER}"
             )
 
@@ -254,21 +254,21 @@ def storage_from_url(url: str | URL | None, root: str | os.PathLike[str] | None)
         return FileStorage(URL.create("sqlite", database="dorm-data/{tenant}.db"))
 
     template = make_url(url) if isinstance(url, str) else url
-    shown = url if isinstance(url, str) else template.render_as_string()
+    template_text = url if isinstance(url, str) else template.render_as_string()
     if template.drivername not in _SQLITE_DRIVERS:
         raise ValueError(
-            f"unsupported URL template {shown!r}: tenant "
+            f"unsupported URL template {template_text!r}: tenant "
             "databases are SQLite, so the template must start with sqlite://"
         )
     if template.query and not template.query.get("uri"):
         raise ValueError(
-            f"unsupported URL template {shown!r}: query parameters such as "
+            f"unsupported URL template {template_text!r}: query parameters such as "
             f"{', '.join(sorted(template.query))} are not supported; set connection "
             "options with Dorm(busy_timeout=..., pragmas=...) instead"
         )
     if template.query.get("uri") or (template.database or "").startswith("file:"):
         raise ValueError(
-            f"unsupported URL template {shown!r}: SQLite URI "
+            f"unsupported URL template {template_text!r}: SQLite URI "
             "file names are not supported in templates; use a plain path such as "
             "'sqlite:///data/{tenant}.db'"
         )

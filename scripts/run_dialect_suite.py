@@ -145,8 +145,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _run_pytest(dburi: str, extra: Sequence[str], cwd: Path) -> int:
     command = pytest_command(dburi, extra)
-    shown = [part.replace(dburi, _hide_secret(dburi)) for part in command]
-    logger.info("running %s", " ".join(shown))
+    printed_command = [part.replace(dburi, _hide_secret(dburi)) for part in command]
+    logger.info("running %s", " ".join(printed_command))
     # pytest runs in a temporary directory, and SQLAlchemy's plugin imports
     # the requirements class by its dotted name from the repository root.
     python_path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]

@@ -361,7 +361,7 @@ class Connection:
         self._check_open()
         if self._transaction_id is not None:
             # The server runs one request of a transaction at a time, and an
-            # open stream holds its transaction until its last row.
+            # open stream keeps its transaction busy until its last row.
             self._buffer_streams()
         elif not self._autocommit and self.transactions_supported is not False:
             self._begin_transaction()

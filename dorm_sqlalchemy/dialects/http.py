@@ -32,10 +32,10 @@ a commit or rollback begins an interactive transaction on the server
 (``BEGIN IMMEDIATE``), later statements run in it, and ``commit()`` and
 ``rollback()`` end it. ``begin_nested()`` uses SAVEPOINT. The server rolls
 back a transaction idle past ``transaction_idle_timeout`` (``connect_args``,
-30 s by default) and then answers 410, which the dialect reports as a
+30 s by default) and then returns 410, which the dialect reports as a
 disconnect so the pool discards the connection. ``isolation_level="AUTOCOMMIT"``
 commits each statement on its own. Against a server without interactive
-transactions (``POST /transaction`` answers 404 or 405, as DORM on Cloudflare
+transactions (``POST /transaction`` returns 404 or 405, as DORM on Cloudflare
 does) the connection falls back to autocommit, and ``rollback()`` after writes
 emits :class:`~dorm_sqlalchemy.dialects.errors.RollbackIgnoredWarning`.
 

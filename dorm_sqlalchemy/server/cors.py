@@ -101,8 +101,8 @@ class CORSMiddleware:
         await self.app(scope, receive, send_with_cors)
 
 
-def _header(scope: Scope, wanted: bytes) -> str | None:
+def _header(scope: Scope, requested: bytes) -> str | None:
     for name, value in scope["headers"]:
-        if name == wanted:
+        if name == requested:
             return value.decode("latin-1")
     return None

@@ -1,4 +1,4 @@
-"""What the HTTP API allows: the limits of one request and the scope of each token."""
+"""Settings of the HTTP API: the limits of one request and the scope of each token."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class TokenScope:
-    """What one bearer token may do: which tenants, and whether it may write.
+    """The scope of one bearer token: its tenants, and whether it may write.
 
     ``tenants=None`` grants every tenant. Names are canonicalised, so
     ``TokenScope(tenants=["Acme"])`` grants tenant ``acme``.
@@ -64,8 +64,10 @@ class ServerLimits:
     """Rows ``/query/stream`` fetches from SQLite per worker-thread hop."""
 
     max_transactions: int = 64
-    """Most interactive transactions open at once on the server, over all tenants; each
-    holds one SQLite connection (503 with ``Retry-After`` above it)."""
+    """Maximum interactive transactions open at once on the server, over all tenants.
+
+    Each one keeps a SQLite connection; a begin request above the limit gets
+    503 with ``Retry-After``."""
 
     def __post_init__(self) -> None:
         for name in (

@@ -181,7 +181,7 @@ def test_transaction_sql_still_rejected(server: LiveServer, sql: str) -> None:
 
 @pytest.fixture
 def server_without_transactions() -> Any:
-    """A real server that serves /query/raw and answers 404 elsewhere, as DORM on Cloudflare does."""
+    """A real server that serves /query/raw and returns 404 elsewhere, as DORM on Cloudflare does."""
     import socket
 
     import uvicorn

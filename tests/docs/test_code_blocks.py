@@ -15,7 +15,7 @@ with its blocks in document order:
   for real with bash. It must succeed, or fail when its documented output
   shows an error. A command that cannot run here is listed in ``NOT_RUN``
   with the reason. Any other command fails the test, so a page cannot add a
-  snippet that nobody checks.
+  snippet that no test checks.
 * ``sql`` blocks run against one in-memory SQLite database per page.
 * ``text``, ``json``, ``toml``, ``ini``, ``diff`` and the other languages in
   ``DATA_LANGUAGES`` are data and are not run. A block without a language
