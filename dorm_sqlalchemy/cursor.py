@@ -37,19 +37,20 @@ ASYNC_BATCH_ROWS = 256
 
 
 def _first_keyword(sql: object) -> str:
-    try:
-        keyword = _KEYWORDS[sql]  # type: ignore[index]
-    except (KeyError, TypeError):
-        keyword = _parse_first_keyword(sql)
-        if len(_KEYWORDS) >= _KEYWORD_CACHE_SIZE:
-            _KEYWORDS.clear()
-        _KEYWORDS[sql] = keyword  # type: ignore[index]
+    """Return the first keyword of ``sql``, refusing transaction control statements.
+
+    Only allowed statements enter the cache, so a cache hit needs no check.
+    """
+    keyword = _parse_first_keyword(sql)
     if keyword in _TRANSACTION_KEYWORDS:
         raise DormError(
             f"{keyword} is not allowed in dorm.exec(): each call runs in its own "
             "transaction; use dorm.session(tenant) or dorm.engine(tenant).begin() "
             "for a transaction of several statements"
         )
+    if len(_KEYWORDS) >= _KEYWORD_CACHE_SIZE:
+        _KEYWORDS.clear()
+    _KEYWORDS[sql] = keyword  # type: ignore[index]
     return keyword
 
 
@@ -131,7 +132,6 @@ class Cursor:
     """
 
     __slots__ = (
-        "tenant",
         "rows_read",
         "_rows_written",
         "_entry",
@@ -140,60 +140,32 @@ class Cursor:
         "_changes_before",
         "_read_only",
         "_discard",
-        "_column_names",
         "_description",
     )
 
     def __init__(
-        self,
-        entry: TenantEngines,
-        connection: sqlite3.Connection,
-        dbapi_cursor: sqlite3.Cursor,
-        changes_before: int,
-        *,
-        read_only: bool = False,
-        discard: bool = False,
+        self, entry: TenantEngines, sql: str, params: Sequence[Any], read_only: bool = False
     ) -> None:
-        self.tenant = entry.tenant
-        self.rows_read = 0
-        self._rows_written: int | None = None
-        self._entry = entry
-        self._connection: sqlite3.Connection | None = connection
-        self._cursor: sqlite3.Cursor | None = dbapi_cursor
-        self._changes_before = changes_before
-        self._read_only = read_only
-        self._discard = discard
-        self._column_names: tuple[str, ...] | None = None
-        self._description = dbapi_cursor.description
-        if self._description is None:
-            self.close()
-
-    def __del__(self) -> None:
-        # A cursor dropped half-read gives its connection back.
-        if getattr(self, "_connection", None) is not None:
-            self.close()
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        """Names of the result columns (empty for statements without rows)."""
-        if self._column_names is None:
-            self._column_names = tuple(column[0] for column in self._description or ())
-        return self._column_names
-
-    @classmethod
-    def execute(
-        cls, entry: TenantEngines, sql: str, params: Sequence[Any], *, read_only: bool = False
-    ) -> Cursor:
         """Run ``sql`` on a statement connection of ``entry``.
 
         ``read_only`` denies anything but reading (writes, ATTACH, pragmas
         that set a value) with SQLite's authorizer, before the statement runs.
+        The statement runs here rather than in a factory method, which saves
+        a call on every ``dorm.exec``.
         """
-        keyword = _first_keyword(sql)
-        parameters = params[0] if len(params) == 1 and isinstance(params[0], Mapping) else params
+        try:
+            keyword = _KEYWORDS[sql]
+        except (KeyError, TypeError):
+            keyword = _first_keyword(sql)
+        parameters: Any = params
+        # One mapping means named parameters. The scalar test comes first
+        # because isinstance() against an ABC costs more.
+        if len(params) == 1 and not isinstance(params[0], _SCALARS) and isinstance(params[0], Mapping):
+            parameters = params[0]
         # A PRAGMA may undo the connection setup (foreign_keys = OFF), so its
         # connection is closed afterwards instead of being reused.
         discard = keyword == "PRAGMA"
+
         connection = entry.acquire_statement_connection()
         if read_only:
             connection.set_authorizer(read_only_authorizer)
@@ -214,7 +186,43 @@ class Cursor:
         except BaseException:
             _release(entry, connection, None, read_only, discard)
             raise
-        return cls(entry, connection, dbapi_cursor, changes_before, read_only=read_only, discard=discard)
+
+        self.rows_read = 0
+        self._entry = entry
+        self._connection: sqlite3.Connection | None = connection
+        self._cursor: sqlite3.Cursor | None = dbapi_cursor
+        self._changes_before = changes_before
+        self._read_only = read_only
+        self._discard = discard
+        self._description = dbapi_cursor.description
+        if self._description is None:
+            self.close()
+
+    @classmethod
+    def execute(
+        cls, entry: TenantEngines, sql: str, params: Sequence[Any], *, read_only: bool = False
+    ) -> Cursor:
+        """Run ``sql`` on a statement connection of ``entry`` (the same as ``Cursor(...)``)."""
+        return cls(entry, sql, params, read_only)
+
+    def __del__(self) -> None:
+        # A cursor dropped half-read gives its connection back.
+        try:
+            connection = self._connection
+        except AttributeError:  # __init__ did not run
+            return
+        if connection is not None:
+            self.close()
+
+    @property
+    def tenant(self) -> str:
+        """The tenant the statement ran on."""
+        return self._entry.tenant
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Names of the result columns (empty for statements without rows)."""
+        return tuple(column[0] for column in self._description or ())
 
     # -- rows --------------------------------------------------------------
 
@@ -307,11 +315,11 @@ class Cursor:
     @property
     def rows_written(self) -> int:
         """Rows inserted, updated or deleted by the statement (SQLite's change counter)."""
-        if self._rows_written is not None:
+        connection = self._connection
+        if connection is None:
+            # close() kept the count (and always runs before _connection is None).
             return self._rows_written
-        if self._connection is None:
-            return 0
-        return self._connection.total_changes - self._changes_before
+        return connection.total_changes - self._changes_before
 
     @property
     def closed(self) -> bool:
@@ -325,7 +333,11 @@ class Cursor:
         self._rows_written = connection.total_changes - self._changes_before
         self._connection = None
         cursor, self._cursor = self._cursor, None
-        _release(self._entry, connection, cursor, self._read_only, self._discard)
+        if cursor is not None:
+            cursor.close()
+        if self._read_only:
+            connection.set_authorizer(None)
+        self._entry.release_statement_connection(connection, self._discard)
 
     def __enter__(self) -> Cursor:
         return self
@@ -341,6 +353,9 @@ class Cursor:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<Cursor tenant={self.tenant!r} columns={list(self.column_names)} {state}>"
+
+
+_SCALARS = (int, str, float, bytes, type(None))
 
 
 def _release(
@@ -375,6 +390,11 @@ class AsyncCursor:
     @property
     def tenant(self) -> str:
         return self._cursor.tenant
+
+    @property
+    def tenant(self) -> str:
+        """The tenant the statement ran on."""
+        return self._entry.tenant
 
     @property
     def column_names(self) -> tuple[str, ...]:

@@ -185,7 +185,11 @@ class TenantEngines:
         A pool checkout costs about twice a point query on SQLite, so
         ``Dorm.exec`` keeps its own small stack of configured connections.
         """
-        self._count_checkout()
+        # _count_checkout() inlined: this runs on every Dorm.exec call.
+        self._held.append(None)
+        if self.dropped:
+            self._held.pop()
+            raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
         try:
             connection = self._statement_connections.pop()
         except IndexError:
@@ -216,7 +220,7 @@ class TenantEngines:
             raise
         return connection
 
-    def release_statement_connection(self, connection: sqlite3.Connection, *, discard: bool = False) -> None:
+    def release_statement_connection(self, connection: sqlite3.Connection, discard: bool = False) -> None:
         """Return a connection taken by :meth:`acquire_statement_connection`.
 
         ``discard`` closes it instead, for a connection whose settings a
@@ -297,6 +301,10 @@ def _run_coroutine(coroutine: Any) -> None:
     )
 
 
+_ALIASES_PER_ENGINE = 8
+"""Bound on :attr:`EngineCache.aliases`, which is emptied when it fills."""
+
+
 class EngineCache:
     """A bounded LRU of :class:`TenantEngines`, safe to share between threads."""
 
@@ -305,12 +313,26 @@ class EngineCache:
         self._entries: OrderedDict[TenantName, TenantEngines] = OrderedDict()
         self._lock = threading.Lock()
 
+        self.aliases: dict[str, TenantEngines] = {}
+        """Names as callers passed them ("Acme", "acme"), mapped to cached entries.
+
+        Looking a name up here skips canonicalising it; an entry leaving the
+        cache takes its aliases with it.
+        """
+
+        self.touch = self._entries.move_to_end
+        """Mark a tenant as used now (raises KeyError when it is not cached)."""
+
     def get(self, tenant: TenantName) -> TenantEngines | None:
-        with self._lock:
-            entry = self._entries.get(tenant)
-            if entry is not None:
+        # No lock: each OrderedDict call is atomic under the GIL, and a tenant
+        # evicted between the two calls only makes move_to_end miss.
+        entry = self._entries.get(tenant)
+        if entry is not None:
+            try:
                 self._entries.move_to_end(tenant)
-            return entry
+            except KeyError:
+                pass
+        return entry
 
     def put(self, entry: TenantEngines) -> list[TenantEngines]:
         """Add ``entry`` and return the entries pushed out of the cache."""
@@ -321,11 +343,31 @@ class EngineCache:
             while len(self._entries) > self.max_engines:
                 _, old = self._entries.popitem(last=False)
                 evicted.append(old)
+            if evicted:
+                self._drop_aliases(evicted)
         return evicted
+
+    def add_alias(self, name: str, entry: TenantEngines) -> None:
+        """Let :attr:`aliases` resolve ``name`` to ``entry`` while it stays cached."""
+        with self._lock:
+            if self._entries.get(entry.tenant) is not entry:
+                return
+            if len(self.aliases) >= _ALIASES_PER_ENGINE * self.max_engines:
+                self.aliases = {}
+            self.aliases[name] = entry
+
+    def _drop_aliases(self, entries: list[TenantEngines]) -> None:
+        # A new dict rather than deletions, so lock-free readers never see
+        # one that changes size under them.
+        gone = {id(entry) for entry in entries}
+        self.aliases = {name: e for name, e in self.aliases.items() if id(e) not in gone}
 
     def pop(self, tenant: TenantName) -> TenantEngines | None:
         with self._lock:
-            return self._entries.pop(tenant, None)
+            entry = self._entries.pop(tenant, None)
+            if entry is not None:
+                self._drop_aliases([entry])
+            return entry
 
     def entries(self) -> list[TenantEngines]:
         with self._lock:
@@ -335,6 +377,7 @@ class EngineCache:
         with self._lock:
             entries = list(self._entries.values())
             self._entries.clear()
+            self.aliases = {}
         return entries
 
     def __len__(self) -> int:

@@ -175,11 +175,24 @@ class Dorm:
         return self._open(tenant).async_engine
 
     def _open(self, tenant: str) -> TenantEngines:
+        # Every dorm.exec call starts here, so a name seen before skips the
+        # canonical form and the checks: a tenant enters the aliases only once
+        # it is cached and migrated, and leaves them with the cache.
+        engines = self._engines
+        try:
+            entry = engines.aliases[tenant]
+            engines.touch(entry.tenant)
+        except (KeyError, TypeError):
+            return self._open_named(tenant)
+        return entry
+
+    def _open_named(self, tenant: str) -> TenantEngines:
         name = canonical_tenant(tenant)
         entry = self._engines.get(name)
-        if entry is not None and (self._migrator is None or name in self._migrated):
-            return entry
-        return self._open_slow(name)
+        if entry is None or (self._migrator is not None and name not in self._migrated):
+            entry = self._open_slow(name)
+        self._engines.add_alias(tenant, entry)
+        return entry
 
     def _open_slow(
         self, tenant: TenantName, *, create: bool | None = None, upgrade: bool = True
@@ -364,7 +377,7 @@ class Dorm:
         parameters (``:name``). The statement runs in its own transaction.
         """
         entry = self._open(tenant)
-        return Cursor.execute(entry, sql, params)
+        return Cursor(entry, sql, params)
 
     async def aexec(self, tenant: str, sql: str, *params: Any) -> AsyncCursor:
         """Run one SQL statement on ``tenant`` and return an :class:`AsyncCursor`."""

@@ -9,9 +9,11 @@ import textwrap
 import subprocess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from dorm_sqlalchemy import Dorm
+from dorm_sqlalchemy.errors import InvalidTenantName
 from tests.models import Base, Note
 
 
@@ -45,6 +47,50 @@ def test_recently_used_engine_stays(make_dorm) -> None:
 
     assert dorm.engine("a") is first
     assert "b" not in dorm._engines
+
+
+def test_names_as_passed_reach_the_same_tenant(dorm: Dorm) -> None:
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    dorm.exec("ACME", "INSERT INTO t VALUES (1)")
+
+    assert dorm.exec("Acme", "SELECT count(*) FROM t").scalar() == 1
+
+
+def test_name_seen_before_follows_a_recreated_tenant(dorm: Dorm) -> None:
+    dorm.exec("Acme", "CREATE TABLE t (x)")
+    dorm.drop("acme")
+    dorm.exec("acme", "CREATE TABLE fresh (y)")
+
+    tables = dorm.exec("Acme", "SELECT name FROM sqlite_master").all()
+
+    assert [row[0] for row in tables] == ["fresh"]
+
+
+def test_name_seen_before_follows_eviction(make_dorm) -> None:
+    dorm = make_dorm(max_engines=1)
+    dorm.exec("Acme", "CREATE TABLE t (x)")
+    evicted = dorm._engines.get("acme")
+    dorm.exec("globex", "CREATE TABLE t (x)")
+    dorm.exec("acme", "INSERT INTO t VALUES (1)")
+
+    entry = dorm._open("Acme")
+
+    assert entry is dorm._engines.get("acme")
+    assert entry is not evicted
+
+
+def test_unhashable_tenant_name_is_refused(dorm: Dorm) -> None:
+    with pytest.raises(InvalidTenantName, match="expected a str"):
+        dorm.exec(["acme"], "SELECT 1")  # type: ignore[arg-type]
+
+
+def test_names_as_passed_are_bounded(make_dorm) -> None:
+    dorm = make_dorm(max_engines=1)
+    for index in range(50):
+        dorm.exec("a" * (index + 1), "SELECT 1")
+        dorm.exec("A" * (index + 1), "SELECT 1")
+
+    assert len(dorm._engines.aliases) <= 8
 
 
 def test_default_max_engines_documented() -> None:
