@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import in_greenlet
 
 try:
@@ -96,6 +97,32 @@ class TenantSession(Session):
         if token is not None and token != self.resolve_tenant():
             raise TenantMismatch.for_object(self.resolve_tenant(), str(token))
 
+    def _execute_internal(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: Any = EMPTY_DICT,
+        **arguments: Any,
+    ) -> Any:
+        # Every ORM execution passes here: select, get, lazy and refresh
+        # loads, flush. get() already put the tenant in its load options;
+        # every other execution gets it as the identity_token option. A
+        # do_orm_execute listener would do the same, but SQLAlchemy then
+        # builds an ORMExecuteState for each execution, which cost about
+        # 8% of a session.get().
+        load_options = execution_options.get("_sa_orm_load_options")
+        if load_options is None or load_options._identity_token is None:
+            tenant = self.resolve_tenant()
+            token = execution_options.get("identity_token")
+            if token is None:
+                execution_options = {**execution_options, "identity_token": tenant}
+            elif token != tenant:
+                raise TenantMismatch.for_object(tenant, str(token))
+        return super()._execute_internal(
+            statement, params, execution_options=execution_options, **arguments
+        )
+
     def get(self, entity: Any, ident: Any, **options: Any) -> Any:
         self._check_token(options.get("identity_token"))
         options["identity_token"] = self.resolve_tenant()
@@ -105,12 +132,6 @@ class TenantSession(Session):
         self._check_token(options.get("identity_token"))
         options["identity_token"] = self.resolve_tenant()
         return super().get_one(entity, ident, **options)
-
-
-def _tag_loads(state: ORMExecuteState) -> None:
-    session = state.session
-    if isinstance(session, TenantSession):
-        state.update_execution_options(identity_token=session.resolve_tenant())
 
 
 def _check_attach(session: Session, instance: object) -> None:
@@ -132,7 +153,6 @@ def _tag_new_objects(session: Session, flush_context: Any, instances: Any) -> No
             state.identity_token = tenant
 
 
-event.listen(TenantSession, "do_orm_execute", _tag_loads)
 event.listen(TenantSession, "before_attach", _check_attach)
 event.listen(TenantSession, "before_flush", _tag_new_objects)
 

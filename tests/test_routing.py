@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import scoped_session
 
 from dorm_sqlalchemy import Dorm, NoCurrentTenant, TenantMismatch
-from tests.models import Base, Note
+from tests.models import Author, Base, Book, Note
 
 
 @pytest.fixture
@@ -258,3 +259,51 @@ def test_object_mismatch_message_names_both(two_tenants: Dorm) -> None:
     message = str(raised.value)
     assert "loaded from tenant 'acme'" in message
     assert "session of tenant 'globex'" in message
+
+
+def _load_by_select(session: Any) -> list[object]:
+    return list(session.scalars(select(Book)))
+
+
+def _load_by_get(session: Any) -> list[object]:
+    return [session.get(Book, 1)]
+
+
+def _load_by_query(session: Any) -> list[object]:
+    return session.query(Book).all()
+
+
+def _load_lazily(session: Any) -> list[object]:
+    return list(session.get(Author, 1).books)
+
+
+def _load_by_refresh(session: Any) -> list[object]:
+    book = session.get(Book, 1)
+    session.expire(book)
+    assert book.title == "acme book"
+    return [book]
+
+
+@pytest.mark.parametrize(
+    "load", [_load_by_select, _load_by_get, _load_by_query, _load_lazily, _load_by_refresh]
+)
+@pytest.mark.parametrize("routed", [False, True], ids=["session", "sessionmaker"])
+def test_every_load_tags_objects_with_the_tenant(dorm: Dorm, load: Any, routed: bool) -> None:
+    Base.metadata.create_all(dorm.engine("acme"))
+    with dorm.session("acme") as session, session.begin():
+        session.add(Author(id=1, name="acme author", books=[Book(id=1, title="acme book")]))
+
+    if routed:
+        with dorm.tenant("acme"), dorm.sessionmaker()() as session:
+            objects = load(session)
+    else:
+        with dorm.session("acme") as session:
+            objects = load(session)
+
+    assert [inspect(obj).identity_token for obj in objects] == ["acme"]
+
+
+def test_statement_with_another_identity_token_is_refused(two_tenants: Dorm) -> None:
+    with two_tenants.session("acme") as session:
+        with pytest.raises(TenantMismatch):
+            session.execute(select(Note), execution_options={"identity_token": "globex"})
