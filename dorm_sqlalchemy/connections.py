@@ -34,7 +34,7 @@ from sqlalchemy.engine.characteristics import ConnectionCharacteristic
 
 from .errors import DormError, TenantBusy
 
-__all__ = ["BeginMode", "ConnectionSettings", "install_connection_events"]
+__all__ = ["BeginMode", "ConnectionSettings", "SettingsWatch", "install_connection_events"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,17 +144,21 @@ def _verify_pragmas(
 
 def install_connection_events(
     engine: Engine, settings: ConnectionSettings, *, tenant: str, in_memory: bool
-) -> None:
+) -> SettingsWatch | None:
     """Set up one tenant engine: connection setup, BEGIN, busy errors.
 
     ``engine`` is a sync engine, or the ``sync_engine`` of an AsyncEngine.
     Only pool and dialect events are used: a Connection-level listener (such
     as ``begin``) makes SQLAlchemy dispatch events around every statement,
     which costs more than a point query on SQLite.
+
+    Returns the :class:`SettingsWatch` of a sync engine's connections, or
+    ``None`` for an async engine, whose driver runs in another thread.
     """
 
     control = _TransactionControl(settings.begin)
     control.install(engine.dialect)
+    watch = None if engine.dialect.is_async else SettingsWatch()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
@@ -163,12 +167,75 @@ def install_connection_events(
         configure_dbapi_connection(
             dbapi_connection, settings, tenant=tenant, in_memory=in_memory
         )
+        if watch is not None:
+            watch.install(dbapi_connection)
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: ExceptionContext) -> BaseException | None:
         if is_busy_error(context.original_exception):
             return TenantBusy(tenant, settings.busy_timeout)
         return None
+
+    return watch
+
+
+class SettingsWatch:
+    """Tells which connections ran a PRAGMA that may change a setting.
+
+    A statement such as ``PRAGMA foreign_keys = OFF`` would stay in effect
+    on a pooled connection for its next user, so such a connection is closed
+    at checkin instead of going back to the pool. SQLite's authorizer sees
+    every statement when it is prepared, whichever way it was sent (through
+    SQLAlchemy or on the driver connection), and is not called again when the
+    driver reuses a prepared statement, so checking costs nothing per
+    execution. A connection on which the application sets an authorizer of
+    its own is no longer watched.
+    """
+
+    def __init__(self) -> None:
+        self.changed: set[int] = set()
+        """``id()`` of each watched DBAPI connection that ran such a PRAGMA."""
+
+    def install(self, dbapi_connection: sqlite3.Connection) -> None:
+        key = id(dbapi_connection)
+        self.changed.discard(key)
+        changed = self.changed
+
+        def authorize(action: int, name: str | None, argument: str | None, *_: Any) -> int:
+            # A PRAGMA with an argument sets a value, apart from the ones
+            # that take a table or index name to report on.
+            if action == sqlite3.SQLITE_PRAGMA and argument is not None:
+                if (name or "").lower() not in _REPORTING_PRAGMAS:
+                    changed.add(key)
+            return sqlite3.SQLITE_OK
+
+        dbapi_connection.set_authorizer(authorize)
+
+    def pop_changed(self, dbapi_connection: Any) -> bool:
+        """Tell whether ``dbapi_connection`` ran a setting PRAGMA, and forget it."""
+        key = id(dbapi_connection)
+        if key in self.changed:
+            self.changed.discard(key)
+            return True
+        return False
+
+
+# PRAGMAs whose argument names what to report on; SQLAlchemy's reflection
+# and Alembic send them often, and they change nothing.
+_REPORTING_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_info",
+        "index_xinfo",
+        "index_list",
+        "foreign_key_list",
+        "foreign_key_check",
+        "integrity_check",
+        "quick_check",
+    }
+)
 
 
 class _BeginModeCharacteristic(ConnectionCharacteristic):

@@ -132,10 +132,9 @@ class TenantEngines:
         return self._async_engine is not None
 
     def _install_events(self, engine: Engine) -> None:
-        install_connection_events(
+        watch = install_connection_events(
             engine, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
         )
-        is_async = engine.dialect.is_async
 
         @event.listens_for(engine, "checkout")
         def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
@@ -155,13 +154,13 @@ class TenantEngines:
             # An aiosqlite connection can be closed only from a greenlet of
             # the event loop, which is where AsyncSession and AsyncConnection
             # check connections in. A garbage-collected one is left to SQLAlchemy.
-            if is_async:
+            if watch is None:
                 if self.retired and in_greenlet():
                     record.close()
                 return
             # A statement may have run PRAGMA foreign_keys = OFF: such a
             # connection is closed instead of going back to the pool.
-            if self.retired or not _foreign_keys_on(dbapi_connection):
+            if watch.pop_changed(dbapi_connection) or self.retired:
                 record.close()
 
     @property
@@ -272,13 +271,6 @@ class TenantEngines:
         self.retire()
         if self._async_engine is not None:
             await self._async_engine.dispose()
-
-
-def _foreign_keys_on(dbapi_connection: sqlite3.Connection) -> bool:
-    try:
-        return bool(dbapi_connection.execute("PRAGMA foreign_keys").fetchone()[0])
-    except sqlite3.Error:
-        return False
 
 
 def _total_changes(dbapi_connection: Any) -> int:

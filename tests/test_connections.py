@@ -324,3 +324,40 @@ def test_engine_options_with_null_pool(make_dorm) -> None:
     with dorm.session("acme") as session:
         assert session.execute(text("SELECT 1")).scalar() == 1
     assert isinstance(dorm.engine("acme").pool, NullPool)
+
+
+def test_pragma_sent_on_the_driver_connection_does_not_persist(make_dorm) -> None:
+    dorm = make_dorm()
+    engine = dorm.engine("acme")
+    with engine.connect() as connection:
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+
+    for _ in range(5):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_pooled_connection_kept_after_reflection(make_dorm) -> None:
+    from sqlalchemy import inspect
+
+    dorm = make_dorm()
+    engine = dorm.engine("acme")
+    dorm.exec("acme", "CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    with engine.connect() as connection:
+        first = connection.connection.driver_connection
+        inspect(connection).get_columns("t")
+        connection.exec_driver_sql("PRAGMA foreign_keys")
+
+    with engine.connect() as connection:
+        assert connection.connection.driver_connection is first
+
+
+def test_pooled_connection_closed_after_a_setting_pragma(make_dorm) -> None:
+    dorm = make_dorm()
+    engine = dorm.engine("acme")
+    with engine.connect() as connection:
+        first = connection.connection.driver_connection
+        connection.exec_driver_sql("PRAGMA cache_size = 10")
+
+    with engine.connect() as connection:
+        assert connection.connection.driver_connection is not first
