@@ -84,6 +84,7 @@ class Mirror:
             self._connect,
             dorm.storage.exists,
             self._identify,
+            dorm.path,
             exclude=self.exclude,
             tenant_column=tenant_column,
         )

@@ -10,44 +10,40 @@ Each batch is applied in one aggregate transaction together with the
 tenant's position in ``_dorm_mirror_state``, so a batch is applied exactly
 once even when the process dies between the aggregate commit and the outbox
 cleanup, or when two processes mirror the same tenant.
+
+SQLAlchemy creates the engine and its pool. The statements are fixed
+strings from :mod:`.statements`, run on the DB-API connection: building
+SQLAlchemy statements for every batch held the interpreter lock longer than
+the rest of the mirror, and the application's threads wait for that lock.
+
+A SQLite aggregate attaches the tenant's database file to its own
+connection, so rows are copied by one ``INSERT ... SELECT`` inside SQLite.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    Engine,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    delete,
-    event,
-    inspect,
-    select,
-    types,
-)
-from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import PoolProxiedConnection
 
 from .capture import ROWID_KEY, TableShape
+from .column_types import Converter, ddl_type, value_converter
+from .statements import STATE_TABLE, AggregateSql, SqliteSql, sql_for_dialect
 
-__all__ = ["TableAction", "Batch", "Aggregate", "create_aggregate"]
+__all__ = ["Aggregate", "AttachedTenant", "Batch", "TableAction", "create_aggregate", "row_columns"]
 
 logger = logging.getLogger(__name__)
 
-STATE_TABLE = "_dorm_mirror_state"
-INSERT_CHUNK = 500
+Row = Sequence[object]
 
 
 @dataclass
@@ -55,12 +51,21 @@ class TableAction:
     """The changes of one batch to one aggregate table."""
 
     shape: TableShape | None
+    """The tenant table's shape, or None when the table was dropped."""
+
     table: str
     purge: bool = False
     """Delete every row of the tenant first (snapshot, dropped table)."""
 
-    rows: Iterable[tuple[tuple[object, ...], tuple[object, ...] | None]] = ()
-    """``(key, row)`` pairs; a ``None`` row deletes the key."""
+    rows: Iterable[Row] = ()
+    """Rows to store, each ``(tenant, *values)`` in the order of :func:`row_columns`."""
+
+    removed: Sequence[Row] = ()
+    """Keys of rows to delete, each ``(tenant, *key values)``."""
+
+    selected: tuple[str, Sequence[object]] | None = None
+    """A query and its parameters that return more rows to store, run on the
+    aggregate's own connection, where the tenant database is attached."""
 
 
 @dataclass
@@ -76,43 +81,59 @@ class Batch:
     actions: list[TableAction] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _TableWriter:
+    """The statements and value conversions for one tenant table shape."""
+
+    store: str
+    store_selected: str | None
+    delete: str
+    purge: str
+    convert_row: Callable[[Row], Row] | None
+    convert_key: Callable[[Row], Row] | None
+
+
 class Aggregate:
-    """One aggregate database reached through a SQLAlchemy engine."""
+    """One aggregate database reached through a SQLAlchemy engine.
+
+    :meth:`apply` keeps one DB-API connection checked out between calls and
+    must be called from one thread at a time (the mirror worker). The other
+    methods check out a connection of their own and may run in any thread.
+    """
 
     def __init__(self, url: str | URL, *, tenant_column: str) -> None:
         self.url = make_url(url) if isinstance(url, str) else url
+        self.display_url = self.url.render_as_string(hide_password=True)
         self.tenant_column = tenant_column
         self.engine = self._create_engine()
-        self._tables: dict[str, Table] = {}
-        self._known_columns: dict[str, set[str]] = {}
-        self._metadata = MetaData()
-        self._state = Table(
-            STATE_TABLE,
-            self._metadata,
-            Column("tenant", String(63), primary_key=True),
-            Column("incarnation", String(64), nullable=False),
-            Column("last_seq", BigInteger, nullable=False),
+        dialect = self.engine.dialect
+        self.sql: AggregateSql = sql_for_dialect(
+            dialect.name, dialect.dbapi.paramstyle, tenant_column, self.display_url  # type: ignore[union-attr]
         )
-        self._ready = False
+        self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+        self._columns: dict[str, frozenset[str]] = {}
+        """Columns each aggregate table is known to have; a table missing here is reflected."""
 
-    @property
-    def display_url(self) -> str:
-        return self.url.render_as_string(hide_password=True)
+        self._writers: dict[TableShape, _TableWriter] = {}
+        self._connection: PoolProxiedConnection | None = None
+        self._attached: OrderedDict[str, tuple[str, object]] = OrderedDict()
+        """Tenants attached to the worker's connection: schema name and file identity."""
+
+        self._ready = False
 
     def _create_engine(self) -> Engine:
         if self.url.get_backend_name() == "sqlite":
-            engine = create_engine(self.url)
+            # URI file names let ATTACH open a tenant without creating it.
+            engine = create_engine(self.url, connect_args={"uri": True})
 
             @event.listens_for(engine, "connect")
             def _on_connect(dbapi_connection: Any, record: Any) -> None:
+                # Autocommit at the driver level, so the mirror issues its
+                # own BEGIN (see statements.SqliteSql).
                 dbapi_connection.isolation_level = None
                 dbapi_connection.execute("PRAGMA busy_timeout = 10000")
                 if self.url.database not in (None, "", ":memory:"):
                     dbapi_connection.execute("PRAGMA journal_mode = WAL")
-
-            @event.listens_for(engine, "begin")
-            def _on_begin(connection: Connection) -> None:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
         return create_engine(self.url, pool_pre_ping=True)
@@ -121,29 +142,63 @@ class Aggregate:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    # -- state ---------------------------------------------------------------
+    # -- connections ---------------------------------------------------------
 
-    def _ensure_ready(self, connection: Connection) -> None:
-        if self._ready:
-            return
-        self._state.create(connection, checkfirst=True)
-        self._ready = True
+    @contextmanager
+    def _transaction(self, connection: Any) -> Iterator[Any]:
+        """Run the block in one transaction on a DB-API connection; yield a cursor."""
+        cursor = connection.cursor()
+        try:
+            if self.sql.begin is not None:
+                cursor.execute(self.sql.begin)
+            if not self._ready:
+                cursor.execute(self.sql.create_state)
+            yield cursor
+            connection.commit()
+            self._ready = True
+        except BaseException:
+            _rollback(connection, self._dbapi_error, self.display_url)
+            raise
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def _checkout(self) -> Iterator[Any]:
+        """Check out a pool connection for one transaction; yield a cursor."""
+        connection = self.engine.raw_connection()
+        try:
+            with self._transaction(connection.dbapi_connection) as cursor:
+                yield cursor
+        finally:
+            connection.close()
+
+    def _worker_connection(self) -> Any:
+        if self._connection is None:
+            self._connection = self.engine.raw_connection()
+        return self._connection.dbapi_connection
+
+    def _discard_worker_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        self._attached.clear()
+        if connection is not None:
+            # After a failure the connection may be broken (a PostgreSQL
+            # restart): the pool opens a fresh one next time.
+            connection.invalidate()
+
+    # -- state ---------------------------------------------------------------
 
     def positions(self) -> dict[str, tuple[str, int]]:
         """Return each mirrored tenant's ``(incarnation, last applied seq)``."""
-        with self.engine.begin() as connection:
-            self._ensure_ready(connection)
-            rows = connection.execute(select(self._state)).all()
-        return {row.tenant: (row.incarnation, int(row.last_seq)) for row in rows}
+        with self._checkout() as cursor:
+            cursor.execute(self.sql.select_positions)
+            rows = cursor.fetchall()
+        return {tenant: (incarnation, int(last_seq)) for tenant, incarnation, last_seq in rows}
 
     def position(self, tenant: str) -> tuple[str, int] | None:
-        with self.engine.begin() as connection:
-            self._ensure_ready(connection)
-            row = connection.execute(
-                select(self._state.c.incarnation, self._state.c.last_seq).where(
-                    self._state.c.tenant == tenant
-                )
-            ).first()
+        """Return ``tenant``'s ``(incarnation, last applied seq)``, or None if never mirrored."""
+        with self._checkout() as cursor:
+            cursor.execute(self.sql.select_position, (tenant,))
+            row = cursor.fetchone()
         return None if row is None else (row[0], int(row[1]))
 
     # -- applying ------------------------------------------------------------
@@ -151,278 +206,280 @@ class Aggregate:
     def apply(self, batch: Batch) -> bool:
         """Apply ``batch`` atomically; return False when it was applied before."""
         try:
-            return self._apply(batch)
+            # BEGIN IMMEDIATE would lock attached tenants too.
+            for tenant in list(self._attached):
+                self.release(tenant)
+            with self._transaction(self._worker_connection()) as cursor:
+                return self._apply(cursor, batch)
         except BaseException:
             # The aggregate may have changed under this process: reflect again.
-            self._known_columns.clear()
-            self._tables.clear()
+            self._columns.clear()
+            self._discard_worker_connection()
             raise
 
-    def _apply(self, batch: Batch) -> bool:
-        with self.engine.begin() as connection:
-            self._ensure_ready(connection)
-            state = self._lock_state(connection, batch.tenant)
-            if not batch.reset:
-                if state is None or state[0] != batch.incarnation:
-                    raise RuntimeError(
-                        f"tenant {batch.tenant!r}: aggregate position is missing or of "
-                        "another incarnation; a reset batch is needed"
-                    )
-                if state[1] >= batch.last_seq:
-                    return False
-            else:
-                self._purge_tenant(connection, batch.tenant)
+    def _apply(self, cursor: Any, batch: Batch) -> bool:
+        cursor.execute(self.sql.lock_position, (batch.tenant,))
+        state = cursor.fetchone()
+        if not batch.reset:
+            if state is None or state[0] != batch.incarnation:
+                raise RuntimeError(
+                    f"tenant {batch.tenant!r}: aggregate position is missing or of "
+                    "another incarnation; a reset batch is needed"
+                )
+            if int(state[1]) >= batch.last_seq:
+                return False
+        else:
+            self._purge_tenant(cursor, batch.tenant)
 
-            for action in batch.actions:
-                self._apply_action(connection, batch.tenant, action)
+        for action in batch.actions:
+            self._apply_action(cursor, batch.tenant, action)
 
-            self._save_state(connection, batch, exists=state is not None)
+        if state is None:
+            cursor.execute(self.sql.insert_position, (batch.tenant, batch.incarnation, batch.last_seq))
+        else:
+            cursor.execute(self.sql.update_position, (batch.incarnation, batch.last_seq, batch.tenant))
         return True
+
+    def _apply_action(self, cursor: Any, tenant: str, action: TableAction) -> None:
+        if action.shape is None:
+            if action.table in self._tenant_tables(cursor):
+                cursor.execute(self.sql.purge(action.table), (tenant,))
+            return
+
+        self._ensure_table(cursor, action.shape)
+        writer = self._writer(action.shape)
+        if action.purge:
+            cursor.execute(writer.purge, (tenant,))
+
+        if action.removed:
+            removed: Iterable[Row] = action.removed
+            if writer.convert_key is not None:
+                removed = map(writer.convert_key, removed)
+            cursor.executemany(writer.delete, removed)
+
+        rows = action.rows
+        if writer.convert_row is not None:
+            rows = map(writer.convert_row, rows)
+        cursor.executemany(writer.store, rows)
+
+        if action.selected is not None:
+            # The rows go from the attached tenant to the aggregate inside
+            # SQLite, in one call that releases the interpreter lock.
+            query, parameters = action.selected
+            assert writer.store_selected is not None
+            cursor.execute(f"{writer.store_selected} {query}", parameters)
 
     def forget(self, tenant: str) -> None:
         """Remove every row of ``tenant`` and its position."""
-        with self.engine.begin() as connection:
-            self._ensure_ready(connection)
-            self._purge_tenant(connection, tenant)
-            connection.execute(delete(self._state).where(self._state.c.tenant == tenant))
+        with self._checkout() as cursor:
+            self._purge_tenant(cursor, tenant)
+            cursor.execute(self.sql.delete_position, (tenant,))
 
     def tenants(self) -> list[str]:
         """Return every tenant with a position or with rows in an aggregate table."""
         names = set(self.positions())
-        with self.engine.begin() as connection:
-            for name in self._aggregate_tables(connection):
-                column = self._table(connection, name).c[self.tenant_column]
-                names.update(connection.execute(select(column).distinct()).scalars())
+        with self._checkout() as cursor:
+            for table in self._tenant_tables(cursor):
+                column = self.sql.quote(self.tenant_column, parameters=False)
+                cursor.execute(f"SELECT DISTINCT {column} FROM {self.sql.table(table, parameters=False)}")
+                names.update(value for (value,) in cursor.fetchall())
         return sorted(names)
 
-    def _lock_state(self, connection: Connection, tenant: str) -> tuple[str, int] | None:
-        query = select(self._state.c.incarnation, self._state.c.last_seq).where(
-            self._state.c.tenant == tenant
-        )
-        if not self.is_sqlite:
-            query = query.with_for_update()
-        row = connection.execute(query).first()
-        return None if row is None else (row[0], int(row[1]))
+    def _purge_tenant(self, cursor: Any, tenant: str) -> None:
+        for table in self._tenant_tables(cursor):
+            cursor.execute(self.sql.purge(table), (tenant,))
 
-    def _save_state(self, connection: Connection, batch: Batch, *, exists: bool) -> None:
-        values = {"incarnation": batch.incarnation, "last_seq": batch.last_seq}
-        if exists:
-            connection.execute(
-                self._state.update().where(self._state.c.tenant == batch.tenant).values(**values)
-            )
-        else:
-            connection.execute(self._state.insert().values(tenant=batch.tenant, **values))
+    def _tenant_tables(self, cursor: Any) -> list[str]:
+        # Read from the database every time: these paths are rare, and
+        # another process may have created tables since.
+        cursor.execute(self.sql.select_tenant_tables, (self.tenant_column,))
+        return sorted({name for (name,) in cursor.fetchall() if name != STATE_TABLE})
 
-    def _purge_tenant(self, connection: Connection, tenant: str) -> None:
-        for name in self._aggregate_tables(connection):
-            table = self._table(connection, name)
-            connection.execute(delete(table).where(table.c[self.tenant_column] == tenant))
+    # -- attached tenants (SQLite aggregates) --------------------------------
 
-    def _aggregate_tables(self, connection: Connection) -> list[str]:
-        names = []
-        for name in inspect(connection).get_table_names():
-            if name == STATE_TABLE:
-                continue
-            columns = {column["name"] for column in inspect(connection).get_columns(name)}
-            if self.tenant_column in columns:
-                names.append(name)
-        return names
+    @property
+    def can_attach(self) -> bool:
+        """Whether tenant databases can be attached to this aggregate's connection."""
+        return isinstance(self.sql, SqliteSql)
 
-    def _apply_action(self, connection: Connection, tenant: str, action: TableAction) -> None:
-        if action.shape is None:
-            if action.table in self._aggregate_tables(connection):
-                table = self._table(connection, action.table)
-                connection.execute(delete(table).where(table.c[self.tenant_column] == tenant))
-            return
+    @contextmanager
+    def attached_transaction(self, tenant: str, path: Path, identity: object) -> Iterator[AttachedTenant]:
+        """Attach ``tenant``'s database file to the worker's connection and open a write transaction.
 
-        table = self._ensure_table(connection, action.shape)
-        tenant_column = table.c[self.tenant_column]
-        if action.purge:
-            connection.execute(delete(table).where(tenant_column == tenant))
+        Reads of the tenant in the block see one snapshot, and batches
+        applied with :meth:`apply_attached` commit with the aggregate's
+        position at the end of the block. Worker thread only, like :meth:`apply`.
+        """
+        assert isinstance(self.sql, SqliteSql)
+        try:
+            if not self._ready:
+                with self._checkout():
+                    pass
+            connection = self._worker_connection()
+            schema, fresh = self._attach(connection, tenant, path, identity)
+            cursor = connection.cursor()
+            try:
+                cursor.execute("BEGIN")
+                cursor.execute(self.sql.lock_aggregate, (tenant,))
+                yield AttachedTenant(schema, cursor, fresh)
+                connection.commit()
+            except BaseException:
+                _rollback(connection, self._dbapi_error, self.display_url)
+                raise
+            finally:
+                cursor.close()
+        except BaseException:
+            self._columns.clear()
+            self._discard_worker_connection()
+            raise
 
-        key_names = list(action.shape.key)
-        column_names = _row_columns(action.shape)
-        declared_types = dict(zip(action.shape.columns, action.shape.declared_types))
-        converters = [self._converter(declared_types.get(name)) for name in column_names]
-        delete_statement = delete(table).where(
-            tenant_column == tenant,
-            *(table.c[name] == _bind(name) for name in key_names),
-        )
+    def apply_attached(self, source: AttachedTenant, batch: Batch) -> bool:
+        """Apply ``batch`` in the transaction of :meth:`attached_transaction`; False when applied before."""
+        return self._apply(source.cursor, batch)
 
-        pending: list[dict[str, object]] = []
-        deletions: list[dict[str, object]] = []
-        for key, row in action.rows:
-            if not action.purge:
-                deletions.append({f"key_{name}": value for name, value in zip(key_names, key)})
-            if row is not None:
-                values = {self.tenant_column: tenant}
-                for name, convert, value in zip(column_names, converters, row):
-                    values[name] = convert(value) if convert is not None else value
-                pending.append(values)
-            if len(pending) >= INSERT_CHUNK or len(deletions) >= INSERT_CHUNK:
-                self._flush(connection, table, delete_statement, deletions, pending)
-                pending, deletions = [], []
-        self._flush(connection, table, delete_statement, deletions, pending)
+    def release(self, tenant: str) -> None:
+        """Detach ``tenant``'s database from the worker's connection. Worker thread only."""
+        entry = self._attached.pop(tenant, None)
+        if entry is not None and self._connection is not None:
+            self._connection.dbapi_connection.execute(f"DETACH DATABASE {self.sql.quote(entry[0])}")
 
-    @staticmethod
-    def _flush(
-        connection: Connection,
-        table: Table,
-        delete_statement: Any,
-        deletions: list[dict[str, object]],
-        pending: list[dict[str, object]],
-    ) -> None:
-        if deletions:
-            connection.execute(delete_statement, deletions)
-        if pending:
-            connection.execute(table.insert(), pending)
+    def _attach(
+        self, connection: sqlite3.Connection, tenant: str, path: Path, identity: object
+    ) -> tuple[str, bool]:
+        """Return the schema name of ``tenant``'s file on ``connection``, and whether it was attached now."""
+        entry = self._attached.get(tenant)
+        if entry is not None:
+            if entry[1] == identity:
+                self._attached.move_to_end(tenant)
+                return entry[0], False
+            # Dropped and created again: the attached file is the old one.
+            self.release(tenant)
+
+        limit = connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
+        while self._attached and len(self._attached) >= limit:
+            self.release(next(iter(self._attached)))
+        used = {schema for schema, _ in self._attached.values()}
+        schema = next(f"_dorm_tenant_{index}" for index in range(limit + 1) if f"_dorm_tenant_{index}" not in used)
+        # mode=rw: a tenant dropped meanwhile fails to attach instead of
+        # coming back as an empty file.
+        connection.execute(f"ATTACH DATABASE ? AS {self.sql.quote(schema)}", (path.as_uri() + "?mode=rw",))
+        self._attached[tenant] = (schema, identity)
+        return schema, True
 
     # -- schema --------------------------------------------------------------
 
-    def _table(self, connection: Connection, name: str) -> Table:
-        table = self._tables.get(name)
-        if table is None:
-            metadata = MetaData()
-            table = Table(name, metadata, autoload_with=connection)
-            if self.is_sqlite:
-                table = _untyped(table)
-            self._tables[name] = table
-        return table
+    def _writer(self, shape: TableShape) -> _TableWriter:
+        writer = self._writers.get(shape)
+        if writer is None:
+            writer = self._build_writer(shape)
+            self._writers[shape] = writer
+        return writer
 
-    def _ensure_table(self, connection: Connection, shape: TableShape) -> Table:
-        columns = _row_columns(shape)
-        known = self._known_columns.get(shape.name)
+    def _build_writer(self, shape: TableShape) -> _TableWriter:
+        columns = row_columns(shape)
+        declared_types = dict(zip(shape.columns, shape.declared_types))
+        dialect = self.engine.dialect
+        converters = [value_converter(declared_types.get(name), dialect) for name in columns]
+        key_converters = [converters[columns.index(name)] for name in shape.key]
+        store_selected = None
+        if isinstance(self.sql, SqliteSql):
+            store_selected = self.sql.store_selected(shape.name, columns)
+        return _TableWriter(
+            store=self.sql.store_rows(shape.name, columns, shape.key),
+            store_selected=store_selected,
+            delete=self.sql.delete_keys(shape.name, shape.key),
+            purge=self.sql.purge(shape.name),
+            convert_row=_tuple_converter(converters),
+            convert_key=_tuple_converter(key_converters),
+        )
+
+    def _ensure_table(self, cursor: Any, shape: TableShape) -> None:
+        columns = row_columns(shape)
+        known = self._columns.get(shape.name)
         if known is not None and known.issuperset(columns):
             # Reflection costs more than a small batch, so it runs only when
             # a table or column is new to this process.
-            return self._table(connection, shape.name)
+            return
 
-        inspector = inspect(connection)
+        cursor.execute(self.sql.select_columns, (shape.name,))
+        existing = {name for (name,) in cursor.fetchall()}
         types_by_column = dict(zip(shape.columns, shape.declared_types))
-        if not inspector.has_table(shape.name):
-            self._create_table(connection, shape, columns, types_by_column)
-            self._tables.pop(shape.name, None)
+        dialect = self.engine.dialect
+        if not existing:
+            definitions = [
+                (name, ddl_type(types_by_column.get(name, "INTEGER"), dialect)) for name in columns
+            ]
+            cursor.execute(self.sql.create_table(shape.name, definitions, shape.key))
+            existing = {self.tenant_column, *columns}
+            logger.info("aggregate %s: created table %s", self.display_url, shape.name)
         else:
-            existing = {column["name"] for column in inspector.get_columns(shape.name)}
-            missing = [column for column in columns if column not in existing]
-            for column in missing:
-                declared = types_by_column.get(column, "INTEGER")
-                ddl_type = self._ddl_type(declared)
-                connection.exec_driver_sql(
-                    f"ALTER TABLE {self._quote(shape.name)} ADD COLUMN {self._quote(column)} {ddl_type}"
-                )
+            for column in columns:
+                if column in existing:
+                    continue
+                declared = ddl_type(types_by_column.get(column, "INTEGER"), dialect)
+                cursor.execute(self.sql.add_column(shape.name, column, declared))
+                existing.add(column)
                 logger.info("aggregate %s: added column %s.%s", self.display_url, shape.name, column)
-            if missing:
-                self._tables.pop(shape.name, None)
-        self._known_columns[shape.name] = {self.tenant_column, *columns}
-        return self._table(connection, shape.name)
-
-    def _create_table(
-        self,
-        connection: Connection,
-        shape: TableShape,
-        columns: Sequence[str],
-        types_by_column: dict[str, str],
-    ) -> None:
-        parts = [f"{self._quote(self.tenant_column)} {self._ddl_type('TEXT')} NOT NULL"]
-        for column in columns:
-            declared = types_by_column.get(column, "INTEGER")
-            parts.append(f"{self._quote(column)} {self._ddl_type(declared)}")
-        key = ", ".join(self._quote(name) for name in (self.tenant_column, *shape.key))
-        parts.append(f"PRIMARY KEY ({key})")
-        connection.exec_driver_sql(
-            f"CREATE TABLE {self._quote(shape.name)} (\n    " + ",\n    ".join(parts) + "\n)"
-        )
-        logger.info("aggregate %s: created table %s", self.display_url, shape.name)
-
-    def _quote(self, name: str) -> str:
-        return self.engine.dialect.identifier_preparer.quote_identifier(name)
-
-    def _ddl_type(self, declared: str) -> str:
-        if self.is_sqlite:
-            # The aggregate keeps SQLite's own declared type, so values keep
-            # the same affinity and storage class as in the tenant.
-            return declared if _SAFE_TYPE.fullmatch(declared) else ""
-        return _portable_type(declared).compile(dialect=self.engine.dialect)
-
-    def _converter(self, declared: str | None) -> Any:
-        """Return the function that turns a raw SQLite value into a Python value, if any.
-
-        A SQLite aggregate takes raw values unchanged. Another database gets
-        the values SQLAlchemy's SQLite types produce (``datetime`` from a
-        DATETIME string, ``Decimal`` from NUMERIC), so they fit its typed columns.
-        """
-        if self.is_sqlite or declared is None:
-            return None
-        source_type = _sqlite_type(declared)
-        if isinstance(source_type, types.NullType):
-            return _untyped_to_text
-        return source_type.result_processor(sqlite_dialect.dialect(), None)
+        self._columns[shape.name] = frozenset(existing)
 
     def dispose(self) -> None:
+        """Return the worker's connection and close every pooled connection."""
+        connection, self._connection = self._connection, None
+        self._attached.clear()
+        if connection is not None:
+            # Closed, not returned to the pool, because tenants may be attached to it.
+            connection.invalidate()
         self.engine.dispose()
 
 
-_SAFE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?")
+@dataclass(frozen=True)
+class AttachedTenant:
+    """A tenant database attached to an aggregate's connection, inside an open transaction."""
+
+    schema: str
+    """The tenant database's schema name on the aggregate's connection."""
+
+    cursor: Any
+    fresh: bool = False
+    """Whether the file was attached for this transaction (and may be another file
+    than the one the worker's tenant connection has open)."""
+
+    def execute(self, query: str, parameters: Sequence[object] = ()) -> Any:
+        return self.cursor.execute(query, parameters)
 
 
-def _untyped_to_text(value: object) -> object:
-    # A column without a declared type can hold any storage class; outside
-    # SQLite it becomes TEXT, with BLOBs as hexadecimal.
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def _row_columns(shape: TableShape) -> list[str]:
+def row_columns(shape: TableShape) -> list[str]:
+    """Return the aggregate columns of a tenant table after the tenant column, in row order."""
     if shape.uses_rowid:
         return [ROWID_KEY, *shape.columns]
     return list(shape.columns)
 
 
-def _bind(name: str) -> Any:
-    from sqlalchemy import bindparam
+def _tuple_converter(converters: Sequence[Converter | None]) -> Callable[[Row], Row] | None:
+    """Return a function converting ``(tenant, *values)`` with one converter per value, if any."""
+    pairs = [(index + 1, convert) for index, convert in enumerate(converters) if convert is not None]
+    if not pairs:
+        return None
 
-    return bindparam(f"key_{name}")
+    def convert_row(row: Row) -> Row:
+        values = list(row)
+        for index, convert in pairs:
+            value = values[index]
+            if value is not None:
+                values[index] = convert(value)
+        return values
+
+    return convert_row
 
 
-def _untyped(table: Table) -> Table:
-    """Copy ``table`` with untyped columns, so values reach SQLite unchanged."""
-    metadata = MetaData()
-    columns = [
-        Column(column.name, types.NullType(), primary_key=column.primary_key)
-        for column in table.columns
-    ]
-    return Table(table.name, metadata, *columns)
-
-
-def _sqlite_type(declared: str) -> types.TypeEngine[Any]:
-    dialect = sqlite_dialect.dialect()
+def _rollback(connection: Any, dbapi_error: type[Exception], display_url: str) -> None:
+    # A rollback on a broken connection fails too; the original error is
+    # the one to raise, and the caller discards the connection.
     try:
-        return dialect._resolve_type_affinity(declared)  # type: ignore[attr-defined]
-    except Exception:  # an unparseable declared type keeps no affinity
-        return types.NullType()
-
-
-def _portable_type(declared: str) -> types.TypeEngine[Any]:
-    """Map a SQLite declared type to a type another database can store losslessly."""
-    resolved = _sqlite_type(declared)
-    if isinstance(resolved, types.Integer) and not isinstance(resolved, types.Boolean):
-        return BigInteger()
-    if isinstance(resolved, (types.Float,)):
-        return types.Double()
-    if isinstance(resolved, types.Numeric):
-        return types.Numeric(resolved.precision, resolved.scale)
-    for generic in (types.DateTime, types.Date, types.Time, types.Boolean, types.JSON):
-        if isinstance(resolved, generic):
-            return generic()
-    if isinstance(resolved, types.LargeBinary):
-        return LargeBinary()
-    return Text()
+        connection.rollback()
+    except dbapi_error as error:  # logged, then the original error propagates
+        logger.debug("aggregate %s: rollback failed: %s", display_url, error)
 
 
 def create_aggregate(url: str | URL, *, tenant_column: str) -> Aggregate:
     return Aggregate(url, tenant_column=tenant_column)
-

@@ -27,20 +27,22 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..errors import MirrorError
 
 __all__ = [
     "MAX_KEY_COLUMNS",
+    "RowQueries",
     "TableShape",
-    "ChangeRow",
+    "batch_tables",
+    "capture_state",
     "install_capture",
-    "read_shape",
-    "pending_changes",
-    "prune_changes",
     "is_internal_table",
+    "prune_changes",
+    "read_shape",
+    "row_queries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,16 +91,6 @@ class TableShape:
 
     def signature(self) -> list[object]:
         return [list(self.columns), list(self.key), list(self.declared_types)]
-
-
-@dataclass(frozen=True)
-class ChangeRow:
-    """One outbox entry."""
-
-    seq: int
-    table: str
-    op: str
-    key: tuple[object, ...]
 
 
 def quote_identifier(name: str) -> str:
@@ -223,6 +215,22 @@ def incarnation(connection: sqlite3.Connection) -> str | None:
     return None if value is None else str(value)
 
 
+def capture_state(connection: sqlite3.Connection) -> tuple[int | None, str | None]:
+    """Return the schema version the triggers were last reconciled with, and the incarnation.
+
+    Only valid once :func:`install_capture` has run on the database.
+    """
+    row = connection.execute(
+        f"SELECT (SELECT value FROM {META} WHERE key = 'schema_version'), "
+        f"(SELECT value FROM {META} WHERE key = 'incarnation')"
+    ).fetchone()
+    version, incarnation_id = row
+    return (
+        None if version is None else int(version),
+        None if incarnation_id is None else str(incarnation_id),
+    )
+
+
 def install_capture(
     connection: sqlite3.Connection,
     *,
@@ -313,15 +321,92 @@ def _log_shape_change(tenant: str, table: str, before: list[object], after: list
         )
 
 
-def pending_changes(
-    connection: sqlite3.Connection, after_seq: int, limit: int
-) -> list[ChangeRow]:
-    """Return up to ``limit`` outbox entries with ``seq > after_seq``, oldest first."""
+def batch_tables(
+    connection: sqlite3.Connection | sqlite3.Cursor, after_seq: int, limit: int, *, schema: str = "main"
+) -> tuple[int, int, dict[str, str]]:
+    """Summarise the next ``limit`` outbox entries after ``after_seq``.
+
+    ``schema`` is the name the tenant database has on ``connection``: a
+    connection of the aggregate reads it as an attached database.
+
+    Returns the last seq of those entries, their number, and the operation
+    each table needs. That is the table's latest whole-table entry
+    (:data:`SNAPSHOT` or :data:`DROPPED`), which covers all its key entries,
+    or :data:`KEY_CHANGED` when the table has key entries only.
+    """
     rows = connection.execute(
-        f"SELECT seq, tbl, op, k1, k2, k3, k4 FROM {OUTBOX} WHERE seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT tbl, op, max(seq), count(*) FROM (SELECT seq, tbl, op FROM {quote_identifier(schema)}.{OUTBOX} "
+        "WHERE seq > ? ORDER BY seq LIMIT ?) GROUP BY tbl, op",
         (after_seq, limit),
     ).fetchall()
-    return [ChangeRow(row[0], row[1], row[2], tuple(row[3:])) for row in rows]
+    last_seq, count = after_seq, 0
+    latest_whole: dict[str, tuple[int, str]] = {}
+    tables: dict[str, str] = {}
+    for table, op, seq, entries in rows:
+        last_seq = max(last_seq, seq)
+        count += entries
+        if op == KEY_CHANGED:
+            tables.setdefault(table, KEY_CHANGED)
+        elif seq > latest_whole.get(table, (0, ""))[0]:
+            latest_whole[table] = (seq, op)
+    for table, (_, op) in latest_whole.items():
+        tables[table] = op
+    return last_seq, count, tables
+
+
+@dataclass(frozen=True)
+class RowQueries:
+    """Queries of one tenant table's current rows, each row ``(tenant, *values)``.
+
+    The values are the table's columns, after the rowid for a table without
+    a primary key: the order of the aggregate table after its tenant column.
+    The tenant name is the first parameter of each query and comes back as
+    the first value, so rows go to the aggregate without being rebuilt.
+    """
+
+    changed: str
+    """Rows whose keys have outbox entries in a seq range. Parameters:
+    tenant, after seq, last seq, table name."""
+
+    removed: str
+    """``(tenant, *key)`` of the keys in the same range whose row is gone. Same parameters."""
+
+    every: str
+    """Every row of the table. Parameter: tenant."""
+
+
+def row_queries(shape: TableShape, schema: str = "main") -> RowQueries:
+    """Build the queries of ``shape``'s rows; each joins the outbox keys to the table once.
+
+    ``schema`` is the name of the tenant database on the connection that runs them.
+    """
+    prefix = quote_identifier(schema)
+    table = f"{prefix}.{quote_identifier(shape.name)}"
+    columns = ", ".join(f"_dorm_row.{quote_identifier(column)}" for column in shape.columns)
+    if shape.uses_rowid:
+        key_columns = ["_dorm_row.rowid"]
+        select_list = f"_dorm_row.rowid, {columns}"
+    else:
+        key_columns = [f"_dorm_row.{quote_identifier(column)}" for column in shape.key]
+        select_list = columns
+
+    slots = [f"k{index + 1}" for index in range(len(key_columns))]
+    # IS instead of = so that a NULL key (possible in a rowid table's
+    # non-integer primary key) finds its row; SQLite still uses the index.
+    matches = " AND ".join(f"{column} IS _dorm_keys.{slot}" for column, slot in zip(key_columns, slots))
+    keys = (
+        f"(SELECT DISTINCT {', '.join(slots)} FROM {prefix}.{OUTBOX} WHERE seq > ? AND seq <= ? "
+        f"AND tbl = ? AND op = '{KEY_CHANGED}') AS _dorm_keys"
+    )
+    key_list = ", ".join(f"_dorm_keys.{slot}" for slot in slots)
+    return RowQueries(
+        changed=f"SELECT ?, {select_list} FROM {keys} JOIN {table} AS _dorm_row ON {matches}",
+        removed=(
+            f"SELECT ?, {key_list} FROM {keys} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS _dorm_row WHERE {matches})"
+        ),
+        every=f"SELECT ?, {select_list} FROM {table} AS _dorm_row",
+    )
 
 
 def outbox_state(
@@ -347,34 +432,3 @@ def prune_changes(connection: sqlite3.Connection, up_to_seq: int) -> None:
     entries never reuse a seq that an aggregate position already passed.
     """
     connection.execute(f"DELETE FROM {OUTBOX} WHERE seq < ?", (up_to_seq,))
-
-
-def iter_rows(
-    connection: sqlite3.Connection, shape: TableShape, keys: Iterator[tuple[object, ...]] | None
-) -> Iterator[tuple[tuple[object, ...], tuple[object, ...] | None]]:
-    """Yield ``(key, row)`` for each key (``row`` is None when the row is gone).
-
-    With ``keys=None``, yield every row of the table.
-    """
-    columns = ", ".join(quote_identifier(column) for column in shape.columns)
-    table = quote_identifier(shape.name)
-    if shape.uses_rowid:
-        key_columns = ["rowid"]
-        select_list = f"rowid, {columns}"
-    else:
-        key_columns = [quote_identifier(column) for column in shape.key]
-        select_list = columns
-
-    if keys is None:
-        for row in connection.execute(f"SELECT {select_list} FROM {table}"):
-            if shape.uses_rowid:
-                yield (row[0],), row
-            else:
-                yield tuple(row[shape.columns.index(c)] for c in shape.key), row
-        return
-
-    condition = " AND ".join(f"{column} IS ?" for column in key_columns)
-    query = f"SELECT {select_list} FROM {table} WHERE {condition}"
-    for key in keys:
-        row = connection.execute(query, key[: len(key_columns)]).fetchone()
-        yield key[: len(key_columns)], row

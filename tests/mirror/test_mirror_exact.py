@@ -357,3 +357,32 @@ def test_internal_tables_not_mirrored(mirrored: Dorm, aggregate_url: str) -> Non
     }
     aggregate.close()
     assert tables == {"t", "_dorm_mirror_state"}
+
+
+def test_more_tenants_than_attach_slots(mirrored: Dorm, aggregate_url: str) -> None:
+    # SQLite attaches at most 10 databases to one connection by default, so
+    # the worker detaches and attaches tenants as it goes.
+    tenants = [f"shop-{index:02d}" for index in range(14)]
+    for round_number in range(3):
+        for tenant in tenants:
+            if round_number == 0:
+                mirrored.exec(tenant, "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
+            mirrored.exec(tenant, "INSERT INTO t (v) VALUES (?)", round_number)
+        mirrored.mirror.flush(20)
+
+    rows = aggregate_rows(aggregate_url, "t", order="1, 2")
+    expected = [(tenant, n + 1, n) for tenant in tenants for n in range(3)]
+    assert rows == expected
+
+
+def test_recreated_tenant_mirrors_new_rows(mirrored: Dorm, aggregate_url: str) -> None:
+    mirrored.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    mirrored.exec("acme", "INSERT INTO t VALUES (1, 'old'), (2, 'old')")
+    mirrored.mirror.flush(10)
+    mirrored.drop("acme")
+    mirrored.mirror.flush(10)
+    mirrored.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    mirrored.exec("acme", "INSERT INTO t VALUES (1, 'new')")
+    mirrored.mirror.flush(10)
+
+    assert aggregate_rows(aggregate_url, "t") == [("acme", 1, "new")]

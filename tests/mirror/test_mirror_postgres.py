@@ -116,3 +116,16 @@ def test_postgres_down_then_back(make_dorm, postgres, postgres_url: str) -> None
 
     rows = postgres_rows(postgres_url, "SELECT id FROM t ORDER BY id")
     assert [row[0] for row in rows] == list(range(1, 30))
+
+
+def test_awkward_names_and_json_to_postgres(make_dorm, postgres_url: str) -> None:
+    # A % in a name must survive the drivers' %s parameter syntax.
+    dorm = make_dorm(mirror=postgres_url)
+    dorm.exec("acme", 'CREATE TABLE "50% off" (id INTEGER PRIMARY KEY, "rate %" REAL, doc JSON)')
+    dorm.exec("acme", 'INSERT INTO "50% off" VALUES (1, 0.5, \'{"a": [1, 2]}\'), (2, NULL, NULL)')
+    dorm.exec("acme", 'UPDATE "50% off" SET "rate %" = 0.25 WHERE id = 1')
+    dorm.exec("acme", 'DELETE FROM "50% off" WHERE id = 2')
+    dorm.mirror.flush(20)
+
+    rows = postgres_rows(postgres_url, 'SELECT tenant, id, "rate %", doc FROM "50% off" ORDER BY id')
+    assert rows == [("acme", 1, 0.25, {"a": [1, 2]})]
