@@ -201,6 +201,23 @@ class TenantEngines:
             self._changes_at_checkout[id(connection)] = connection.total_changes
         return connection
 
+    def acquire_idle_statement_connection(self) -> sqlite3.Connection | None:
+        """Take an idle statement connection, or return ``None`` when none is idle.
+
+        Never opens a connection, so it does no I/O: for callers on an event loop.
+        """
+        self._held.append(None)
+        try:
+            if self.dropped:
+                raise IndexError
+            connection = self._statement_connections.pop()
+        except IndexError:
+            self._held.pop()
+            return None
+        if self.on_write is not None:
+            self._changes_at_checkout[id(connection)] = connection.total_changes
+        return connection
+
     def _open_statement_connection(self) -> sqlite3.Connection:
         connection = self.storage.connect(self.tenant)
         try:

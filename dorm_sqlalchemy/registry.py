@@ -485,10 +485,35 @@ class Dorm:
         try:
             yield connection
         finally:
-            connection.set_authorizer(None)
-            connection.set_progress_handler(None, 0)
-            connection.set_trace_callback(None)
-            entry.release_statement_connection(connection)
+            _release_raw(entry, connection)
+
+    @contextmanager
+    def idle_raw_connection(self, tenant: str) -> Iterator[sqlite3.Connection | None]:
+        """:meth:`raw_connection` for code that must not block, such as an event loop.
+
+        Yields ``None`` instead of opening, creating or migrating the tenant,
+        or opening a connection: only a tenant that is open and migrated,
+        with an idle connection, yields a connection.
+        """
+        entry = self._open_entry(tenant)
+        connection = None if entry is None else entry.acquire_idle_statement_connection()
+        if entry is None or connection is None:
+            yield None
+            return
+        try:
+            yield connection
+        finally:
+            _release_raw(entry, connection)
+
+    def _open_entry(self, tenant: str) -> TenantEngines | None:
+        """Return the cached, migrated entry of ``tenant``, or ``None``; never opens it."""
+        entry = self._engines.aliases.get(tenant) if isinstance(tenant, str) else None
+        if entry is not None:
+            return entry
+        entry = self._engines.get(canonical_tenant(tenant))
+        if entry is None or (self._migrator is not None and entry.tenant not in self._migrated):
+            return None
+        return entry
 
     # -- closing -----------------------------------------------------------
 
@@ -562,6 +587,13 @@ class Dorm:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _release_raw(entry: TenantEngines, connection: sqlite3.Connection) -> None:
+    connection.set_authorizer(None)
+    connection.set_progress_handler(None, 0)
+    connection.set_trace_callback(None)
+    entry.release_statement_connection(connection)
 
 
 def _loop_is_running() -> bool:
