@@ -57,6 +57,7 @@ import httpx
 
 from _common import Figure, add_common_arguments, print_machine, print_summary, write_json
 from dorm_sqlalchemy import Dorm
+from dorm_sqlalchemy.server.cli import http_stack
 
 __all__ = ["Settings", "measure_point_query", "measure_stream", "run"]
 
@@ -198,6 +199,11 @@ def _start_baseline(name: str, python: str, database: Path, log: Path) -> Server
     port = _free_port()
     kind = "starlette" if name == STARLETTE else "datasette"
     command = [python, str(BENCHMARKS / "http_api_baselines.py"), kind, str(database), str(port)]
+    if name == STARLETTE:
+        # The same HTTP implementation and event loop as dorm serve; Datasette
+        # keeps uvicorn's default in its own environment.
+        stack = http_stack()
+        command += ["--http", stack["http"], "--loop", stack["loop"]]
     server = _start(name, command, port, log, dict(os.environ))
     _wait_ready(server, "/")
     return server

@@ -1,6 +1,6 @@
 """The two baseline servers of ``http_api.py``, served with the same uvicorn settings as ``dorm serve``.
 
-    python benchmarks/http_api_baselines.py starlette DB_FILE PORT
+    python benchmarks/http_api_baselines.py starlette DB_FILE PORT [--http H --loop L]
     /tmp/datasette-venv/bin/python benchmarks/http_api_baselines.py datasette DB_FILE PORT
 
 * ``starlette``: one ``POST /query`` endpoint that takes the body of
@@ -8,20 +8,25 @@
   plain ``sqlite3`` connection of its worker thread and returns
   ``{"columns": [...], "rows": [...]}``. It has no authentication, sandbox,
   time limit or transaction, so it is the ceiling of Starlette, uvicorn and
-  ``sqlite3`` for this request.
+  ``sqlite3`` for this request when the statement runs in the thread pool.
 * ``datasette``: Datasette's ASGI app on the same file, for its JSON API
   (``GET /{db}.json?sql=...&_shape=array``).
 
 Both listen on 127.0.0.1 through ``uvicorn.Server`` with the configuration
-that ``dorm_sqlalchemy.server.cli.run_server`` uses: one worker, the
-default event loop and HTTP implementation, access log on, and a socket
-created with ``IPPROTO_TCP`` so that accepted connections get
-``TCP_NODELAY``. Only the standard library, Starlette and uvicorn are imported
-at module level, so the script runs in the scratch venv that has Datasette.
+that ``dorm_sqlalchemy.server.cli.run_server`` uses by default: one worker,
+no access log, and a socket created with ``IPPROTO_TCP`` so that accepted connections
+get ``TCP_NODELAY``. ``--http`` and ``--loop`` set uvicorn's HTTP
+implementation and event loop. ``http_api.py`` passes those of ``dorm serve``
+to the Starlette baseline and none to Datasette, so Datasette runs on
+uvicorn's default for its own environment. That is h11 and asyncio after
+``pip install datasette``, which installs neither httptools nor uvloop. Only the
+standard library, Starlette and uvicorn are imported at module level, so the
+script runs in the scratch venv that has Datasette.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import sqlite3
@@ -72,22 +77,33 @@ def datasette_app(database: Path) -> Any:
     return Datasette(files=[str(database)]).app()
 
 
-def serve(app: Any, port: int) -> None:
+def serve(app: Any, port: int, *, http: str = "auto", loop: str = "auto") -> None:
     """Serve ``app`` on 127.0.0.1:``port`` as ``dorm serve`` runs its app, until SIGINT or SIGTERM."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(app, lifespan="on", log_level="info", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        http=http,
+        loop=loop,
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] not in ("starlette", "datasette"):
-        print("usage: http_api_baselines.py starlette|datasette DB_FILE PORT", file=sys.stderr)
-        return 2
-    kind, database, port = argv[0], Path(argv[1]), int(argv[2])
-    app = starlette_app(database) if kind == "starlette" else datasette_app(database)
-    serve(app, port)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["starlette", "datasette"])
+    parser.add_argument("database", type=Path, help="SQLite file to serve")
+    parser.add_argument("port", type=int, help="TCP port on 127.0.0.1")
+    parser.add_argument("--http", default="auto", help="uvicorn's HTTP implementation (default: auto)")
+    parser.add_argument("--loop", default="auto", help="uvicorn's event loop (default: auto)")
+    args = parser.parse_args(argv)
+    app = starlette_app(args.database) if args.kind == "starlette" else datasette_app(args.database)
+    serve(app, args.port, http=args.http, loop=args.loop)
     return 0
 
 

@@ -17,7 +17,8 @@ from ..errors import InvalidTenantName
 from ..naming import TenantName, canonical_tenant
 from .auth import token_scope_of
 from .errors import ApiError
-from .execution import run_statements, run_statements_in_transaction
+from .execution import StatementResult, run_statements, run_statements_in_transaction
+from .inline import run_inline
 from .protocol import QueryRequest, dumps, is_decimal, parse_query_request
 from .settings import ServerLimits, TokenScope
 from .streaming import NDJSONResponse, StatementStream
@@ -48,13 +49,18 @@ class SqlApi:
     async def query_raw(self, request: Request) -> Response:
         """Run one statement or a transaction and return every row at once.
 
-        With the header ``X-Dorm-Transaction``, the statements run inside
+        A short read runs on the event loop (see :mod:`.inline`), anything
+        else in a worker thread. With the header ``X-Dorm-Transaction``, the statements run inside
         that interactive transaction instead of a transaction of their own.
         """
         tenant, token_scope = await self._tenant_for_sql(request)
         query = parse_query_request(await read_body(request, self.limits.max_body_bytes))
         transaction_id = request.headers.get(TRANSACTION_HEADER)
         if transaction_id is None:
+            if not query.is_transaction:
+                result = run_inline(self.dorm, tenant, query.statements[0], self.limits)
+                if result is not None:
+                    return Response(_result_body(query, [result]), media_type="application/json")
             body = await run_in_threadpool(self._run_raw, tenant, query, token_scope.read_only)
             return Response(body, media_type="application/json")
 
@@ -90,15 +96,7 @@ class SqlApi:
             results = run_statements_in_transaction(
                 connection, tenant, query.statements, read_only=read_only, limits=self.limits
             )
-        document: dict[str, Any]
-        if query.is_transaction:
-            document = {
-                "result": [result.to_json() for result in results],
-                "transaction": {"success": True},
-            }
-        else:
-            document = {"result": results[0].to_json()}
-        return dumps(document)
+        return _result_body(query, results)
 
     async def query_stream(self, request: Request) -> Response:
         """Run one statement and stream its rows as NDJSON."""
@@ -175,6 +173,18 @@ class SqlApi:
             # A read-only token never creates a tenant, even when the registry would.
             raise ApiError(404, f"tenant {tenant!r} does not exist", tenant=tenant)
         return tenant, token_scope
+
+
+def _result_body(query: QueryRequest, results: list[StatementResult]) -> bytes:
+    document: dict[str, Any]
+    if query.is_transaction:
+        document = {
+            "result": [result.to_json() for result in results],
+            "transaction": {"success": True},
+        }
+    else:
+        document = {"result": results[0].to_json()}
+    return dumps(document)
 
 
 def _owner(request: Request) -> bytes:

@@ -15,6 +15,7 @@ other users of the machine), from the ``DORM_SECRET`` environment variable.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import socket
@@ -36,6 +37,7 @@ __all__ = [
     "InsecureServerError",
     "add_arguments",
     "check_listen_address",
+    "http_stack",
     "is_loopback",
     "main",
     "run_server",
@@ -105,6 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="origin whose pages may call the API from a browser, or '*' for any; repeat "
         "for several (default: any origin with a secret, none without)",
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per request at INFO (default: off; it costs about a tenth "
+        "of the rate of point queries)",
     )
     parser.add_argument(
         "--statement-timeout",
@@ -179,6 +187,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) ->
         secret=secret,
         limits=limits,
         cors_origins=args.cors_origins,
+        access_log=args.access_log,
     )
     return 0
 
@@ -192,10 +201,12 @@ def run_server(
     tokens: Mapping[str, TokenScope] | None = None,
     limits: ServerLimits | None = None,
     cors_origins: str | Sequence[str] | None = None,
+    access_log: bool = False,
 ) -> None:
     """Serve ``dorm`` over HTTP until SIGINT or SIGTERM, then close the registry.
 
-    The registry is closed also when the server cannot start.
+    ``access_log`` turns on uvicorn's line per request. The registry is
+    closed also when the server cannot start.
     """
     import uvicorn
 
@@ -211,20 +222,44 @@ def run_server(
     base_url = _base_url(host, sock.getsockname()[1])
 
     with _visible_logging():
+        stack = http_stack()
         logger.info(
-            "serving tenants in %s at %s/<tenant>/api/db (explorer: %s/explorer/); authentication: %s",
+            "serving tenants in %s at %s/<tenant>/api/db (explorer: %s/explorer/); "
+            "authentication: %s; uvicorn with %s and the %s event loop",
             dorm.storage.describe(),
             base_url,
             base_url,
             describe_auth(secret, tokens),
+            stack["http"],
+            stack["loop"],
         )
-        config = uvicorn.Config(app, lifespan="on", log_level="info", timeout_graceful_shutdown=10)
+        config = uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="info",
+            access_log=access_log,
+            timeout_graceful_shutdown=10,
+            **stack,
+        )
         try:
             uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:
             # uvicorn raises the SIGINT again once it has shut down cleanly;
             # Ctrl-C is the ordinary way to stop the server.
             pass
+
+
+def http_stack() -> dict[str, str]:
+    """Return the ``http`` and ``loop`` settings of ``uvicorn.Config`` that ``dorm serve`` uses.
+
+    These are httptools and uvloop, which the ``server`` extra installs (uvloop
+    except on Windows), and uvicorn's pure-Python h11 and the standard asyncio
+    loop where they are missing. Named explicitly, a broken install of either
+    fails at start-up instead of silently serving at half the rate.
+    """
+    http = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    return {"http": http, "loop": loop}
 
 
 def check_listen_address(host: str, *, authenticated: bool) -> None:

@@ -17,9 +17,8 @@ change the tenants of a server on the user's machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CORSMiddleware", "CorsPolicy"]
@@ -38,6 +37,7 @@ class CorsPolicy:
             origins = [origins]
         self.any_origin = "*" in origins
         self.origins = frozenset(origins)
+        self._raw_any_origin = _raw(self.headers(None)) if self.any_origin else None
 
     def allows(self, origin: str | None) -> bool:
         return self.any_origin or (origin is not None and origin in self.origins)
@@ -58,6 +58,13 @@ class CorsPolicy:
         return headers
 
 
+    def raw_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
+        """Return :meth:`headers` as the lowercase name and value bytes of an ASGI message."""
+        if self._raw_any_origin is not None:
+            return self._raw_any_origin
+        return _raw(self.headers(origin))
+
+
 class CORSMiddleware:
     """Respond to preflights and add the CORS headers of ``policy`` to every HTTP response."""
 
@@ -71,12 +78,8 @@ class CORSMiddleware:
             return
 
         origin = _header(scope, b"origin")
-        cors_headers = self.policy.headers(origin)
         if scope["method"] == "OPTIONS":
-            headers = [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in cors_headers.items()
-            ]
+            headers = list(self.policy.raw_headers(origin))
             headers.append((b"access-control-max-age", PREFLIGHT_MAX_AGE.encode("latin-1")))
             # Chrome sends this preflight before a public page may call a
             # server on this machine (Private Network Access). Grant it only
@@ -88,17 +91,42 @@ class CORSMiddleware:
             await send({"type": "http.response.body", "body": b""})
             return
 
+        cors_headers = self.policy.raw_headers(origin)
+        cors_names = {name for name, _ in cors_headers}
+
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in cors_headers.items():
-                    if name == "Vary":
-                        headers.add_vary_header(value)
-                    else:
-                        headers[name] = value
+                message["headers"] = _merge_headers(message.get("headers", ()), cors_headers, cors_names)
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+def _merge_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+    cors_headers: list[tuple[bytes, bytes]],
+    cors_names: set[bytes],
+) -> list[tuple[bytes, bytes]]:
+    # The CORS headers replace any the application set, except Vary, which
+    # keeps the application's values and adds Origin.
+    merged = []
+    vary: list[bytes] = []
+    for name, value in headers:
+        if name == b"vary":
+            vary.append(value)
+        elif name not in cors_names:
+            merged.append((name, value))
+    for name, value in cors_headers:
+        if name == b"vary":
+            value = b", ".join([*vary, value])
+            vary = []
+        merged.append((name, value))
+    merged.extend((b"vary", value) for value in vary)
+    return merged
 
 
 def _header(scope: Scope, requested: bytes) -> str | None:

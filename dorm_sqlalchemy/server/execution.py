@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import exc as sa_exc
 
 from ..connections import is_busy_error
@@ -33,7 +34,7 @@ from ..errors import (
     TenantNotFound,
 )
 from .errors import ApiError
-from .protocol import Statement, encode_row, value_size
+from .protocol import Statement, join_json_arrays, rows_json, value_size
 from .sandbox import PROGRESS_STEPS, Authorizer, Deadline, leading_keyword, single_statement
 from .settings import ServerLimits
 
@@ -85,18 +86,20 @@ _SQLITE_RANGE = 25
 
 @dataclass
 class StatementResult:
-    """The columns, rows and counts of one statement, with values already in JSON form."""
+    """The columns, rows and counts of one statement, with the rows already encoded as JSON."""
 
     columns: list[str]
-    rows: list[list[Any]]
+    rows_json: bytes
+    """The JSON array of the rows, in the encoding of :mod:`.protocol`."""
+    rows_read: int
     rows_written: int
 
     def to_json(self) -> dict[str, Any]:
         """Return the result in the StarbaseDB shape that Outerbase Studio reads."""
         return {
             "columns": self.columns,
-            "rows": self.rows,
-            "meta": {"rows_read": len(self.rows), "rows_written": self.rows_written},
+            "rows": orjson.Fragment(self.rows_json),
+            "meta": {"rows_read": self.rows_read, "rows_written": self.rows_written},
         }
 
 
@@ -324,20 +327,22 @@ class _Run:
             cursor = connection.execute(sql, statement.params)
             try:
                 columns = [column[0] for column in cursor.description or ()]
-                rows = self._fetch_all(cursor)
+                rows_json, rows_read = self._fetch_all(cursor)
             finally:
                 cursor.close()
         except sqlite3.Error as error:
             raise self._error(error, statement, count) from error
-        return StatementResult(columns, rows, connection.total_changes - changes_before)
+        return StatementResult(columns, rows_json, rows_read, connection.total_changes - changes_before)
 
-    def _fetch_all(self, cursor: sqlite3.Cursor) -> list[list[Any]]:
+    def _fetch_all(self, cursor: sqlite3.Cursor) -> tuple[bytes, int]:
         limits = self.limits
-        rows: list[list[Any]] = []
+        batches: list[bytes] = []
+        rows_read = 0
         while True:
             batch = cursor.fetchmany(FETCH_ROWS)
             if not batch:
-                return rows
+                return join_json_arrays(batches), rows_read
+            rows_read += len(batch)
             self._rows += len(batch)
             if self._rows > limits.max_result_rows:
                 raise ApiError(
@@ -349,7 +354,6 @@ class _Run:
                 )
             for row in batch:
                 self._bytes += sum(value_size(value) for value in row)
-                rows.append(encode_row(row))
             if self._bytes > limits.max_result_bytes:
                 raise ApiError(
                     400,
@@ -358,6 +362,7 @@ class _Run:
                     "columns, or read it with /query/stream",
                     tenant=self.tenant,
                 )
+            batches.append(rows_json(batch))
 
     def _execute_plain(self, sql: str) -> None:
         # BEGIN and COMMIT are the server's own statements: they run with no

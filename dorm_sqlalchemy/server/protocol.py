@@ -39,19 +39,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import orjson
+
 from .errors import ApiError
 
 __all__ = [
     "Parameters",
     "QueryRequest",
     "Statement",
+    "check_text",
     "decode_parameter",
     "dumps",
     "encode_row",
     "encode_value",
     "is_decimal",
+    "join_json_arrays",
     "parse_query_request",
-    "check_text",
+    "row_lines",
+    "rows_json",
     "value_size",
 ]
 
@@ -124,7 +129,9 @@ def _load_json(body: bytes) -> Any:
             400, 'the request body is empty: send a JSON object such as {"sql": "SELECT 1"}'
         )
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        # The same steps as json.loads(body, parse_constant=...), without
+        # building a new decoder for every request.
+        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except UnicodeDecodeError as error:
         raise ApiError(400, f"the request body is not UTF-8 text: {error}") from error
     except json.JSONDecodeError as error:
@@ -140,6 +147,9 @@ def _reject_constant(name: str) -> Any:
         '{"$real": "Infinity"} or {"$real": "-Infinity"} for infinite REAL values; '
         "SQLite stores NaN as NULL, so send null",
     )
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _parse_transaction(items: Any) -> tuple[Statement, ...]:
@@ -337,33 +347,72 @@ def value_size(value: Any) -> int:
     return 8
 
 
-# json.dumps() with non-default arguments builds a new encoder per call,
-# which dominated the cost of streaming one row.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
 def dumps(document: Any) -> bytes:
-    """Serialise a response document as compact UTF-8 JSON."""
-    return _ENCODER.encode(document).encode("utf-8")
+    """Serialise a response document, already in the JSON form above, as compact UTF-8 JSON."""
+    return orjson.dumps(document)
 
 
-def value_json(value: Any) -> str:
-    """Return the JSON text of one SQLite value, as ``dumps(encode_value(value))`` would.
+def rows_json(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Return the JSON array of a batch of rows of SQLite values, in the encoding above."""
+    try:
+        text = orjson.dumps(rows, default=_tag_blob, option=orjson.OPT_STRICT_INTEGER)
+    except orjson.JSONEncodeError:
+        return orjson.dumps([encode_row(row) for row in rows])
+    if b"null" in text and _has_infinity(rows):
+        return orjson.dumps([encode_row(row) for row in rows])
+    return text
 
-    Streaming writes one line per row, so the common storage classes skip
-    the encoder: TEXT through the json module's C string escaper, small
-    INTEGER and finite REAL through their ``repr``.
+
+def join_json_arrays(arrays: Sequence[bytes]) -> bytes:
+    """Join the texts of non-empty JSON arrays, such as those of :func:`rows_json`, into one array."""
+    if len(arrays) == 1:
+        return arrays[0]
+    return b"[" + b",".join(array[1:-1] for array in arrays) + b"]"
+
+
+def row_lines(
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[str] | None,
+    *,
+    start: bytes,
+    separator: bytes,
+    end: bytes,
+) -> bytes:
+    """Return ``start``, the JSON text of each row joined by ``separator``, and ``end``.
+
+    Each row is an object keyed by ``columns``, or a list when ``columns`` is
+    ``None``. An object keeps the last of several values under one column
+    name, as a ``dict`` does.
     """
-    kind = type(value)
-    if kind is str:
-        return _encode_string(value)
-    if value is None:
-        return "null"
-    if kind is int and -JS_MAX_SAFE_INTEGER <= value <= JS_MAX_SAFE_INTEGER:
-        return int.__repr__(value)
-    if kind is float and math.isfinite(value):
-        return float.__repr__(value)
-    return _ENCODER.encode(encode_value(value))
+    documents: Sequence[Any] = rows if columns is None else [dict(zip(columns, row)) for row in rows]
+    dumps_, tag_blob, strict = orjson.dumps, _tag_blob, orjson.OPT_STRICT_INTEGER
+    try:
+        # OPT_STRICT_INTEGER raises for integers beyond 2**53 - 1, and
+        # _tag_blob encodes BLOBs. orjson writes infinite floats as null,
+        # which the check below finds. Either sends the batch through encode_value.
+        lines = [dumps_(document, default=tag_blob, option=strict) for document in documents]
+    except orjson.JSONEncodeError:
+        lines = _tagged_row_lines(rows, columns)
+    else:
+        text = b"".join((start, separator.join(lines), end))
+        if b"null" not in text or not _has_infinity(rows):
+            return text
+        lines = _tagged_row_lines(rows, columns)
+    return b"".join((start, separator.join(lines), end))
 
 
-_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+def _tagged_row_lines(rows: Sequence[Sequence[Any]], columns: Sequence[str] | None) -> list[bytes]:
+    encoded = [encode_row(row) for row in rows]
+    if columns is None:
+        return [orjson.dumps(values) for values in encoded]
+    return [orjson.dumps(dict(zip(columns, values))) for values in encoded]
+
+
+def _tag_blob(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$blob": base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"cannot encode a value of type {type(value).__name__} as JSON: {value!r}")
+
+
+def _has_infinity(rows: Sequence[Sequence[Any]]) -> bool:
+    return any(type(value) is float and math.isinf(value) for row in rows for value in row)

@@ -43,7 +43,7 @@ from .execution import (
     translate_error,
     undo_request_savepoint,
 )
-from .protocol import Statement, dumps, encode_value, value_json
+from .protocol import Statement, dumps, row_lines
 from .sandbox import PROGRESS_STEPS, Authorizer, Deadline, single_statement
 from .settings import ServerLimits
 
@@ -55,6 +55,11 @@ __all__ = ["NDJSON_MEDIA_TYPE", "NDJSONResponse", "StatementStream"]
 logger = logging.getLogger(__name__)
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
+
+# A batch of row lines is one join: {"row":<row>}\n{"row":<row>}\n...
+_ROW_START = b'{"row":'
+_ROW_SEPARATOR = b'}\n{"row":'
+_ROW_END = b"}\n"
 
 
 class StatementStream:
@@ -81,7 +86,6 @@ class StatementStream:
         transaction of its own, and the connection is not given back."""
         self.tenant = tenant
         self.columns: list[str] = []
-        self._line_format: str | None = None
         self.rows_read = 0
         self.rows_written = 0
         self._statement = statement
@@ -126,20 +130,7 @@ class StatementStream:
             self.close()
             raise
         self.columns = [column[0] for column in self._cursor.description or ()]
-        self._prepare_line_parts()
         return _line({"metadata": {"columnNames": self.columns}})
-
-    def _prepare_line_parts(self) -> None:
-        # Objects with repeated column names keep the last value (as a dict
-        # does), which the hand-built lines would not: those use the encoder.
-        if not self.columns or (not self._rows_as_arrays and len(set(self.columns)) < len(self.columns)):
-            self._line_format = None
-            return
-        if self._rows_as_arrays:
-            self._line_format = '{"row":[' + ",".join(["%s"] * len(self.columns)) + "]}\n"
-        else:
-            keys = [value_json(name).replace("%", "%%") + ":%s" for name in self.columns]
-            self._line_format = '{"row":{' + ",".join(keys) + "}}\n"
 
     def next_lines(self) -> bytes | None:
         """Return the NDJSON lines of the next batch of rows, or ``None`` after the last row.
@@ -162,20 +153,11 @@ class StatementStream:
             raise api_error from error
 
         self.rows_read += len(batch)
-        line_format = self._line_format
-        if line_format is None:
-            return b"".join(_line({"row": self._row_document(row)}) for row in batch)
-        # Same text as _line({"row": self._row_document(row)}), formatted in C.
-        return "".join([line_format % tuple(map(value_json, row)) for row in batch]).encode("utf-8")
+        columns = None if self._rows_as_arrays else self.columns
+        return row_lines(batch, columns, start=_ROW_START, separator=_ROW_SEPARATOR, end=_ROW_END)
 
     def closing_line(self) -> bytes:
         return _line({"metadata": {"rowsRead": self.rows_read, "rowsWritten": self.rows_written}})
-
-    def _row_document(self, row: tuple[Any, ...]) -> Any:
-        values = [encode_value(value) for value in row]
-        if self._rows_as_arrays:
-            return values
-        return dict(zip(self.columns, values, strict=True))
 
     def _commit(self) -> None:
         connection = self._connection

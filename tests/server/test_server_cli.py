@@ -22,6 +22,7 @@ from dorm_sqlalchemy.server.cli import (
     InsecureServerError,
     add_arguments,
     check_listen_address,
+    http_stack,
     is_loopback,
     main,
 )
@@ -81,6 +82,7 @@ def test_arguments_defaults() -> None:
         True,
     )
     assert args.cors_origins is None
+    assert args.access_log is False
 
 
 @pytest.mark.parametrize(
@@ -150,12 +152,15 @@ class ServerProcess:
                 "0",
                 *options,
             ],
-            stdout=subprocess.DEVNULL,
+            # uvicorn writes its access log to stdout.
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=environment,
         )
         self.log: list[str] = []
+        self.output = ""
+        """What the process wrote to stdout (uvicorn's access log), read by :meth:`stop`."""
         self.url = self._wait_for_url()
 
     def _wait_for_url(self) -> str:
@@ -181,6 +186,9 @@ class ServerProcess:
         rest = self.process.stderr.read()
         self.process.wait(timeout=30)
         self.process.stderr.close()
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            self.output = self.process.stdout.read()
         self.log.append(rest)
         return "".join(self.log)
 
@@ -221,6 +229,37 @@ def test_serve_logs_start_and_stops_cleanly(
     assert "Traceback" not in log
     assert server.process.returncode in (0, -signal.SIGTERM)
     assert (tmp_path / "tenants" / "acme.db").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop is not installed on Windows")
+def test_http_stack_is_httptools_and_uvloop() -> None:
+    assert http_stack() == {"http": "httptools", "loop": "uvloop"}
+
+
+def test_serve_names_http_stack_in_log(start_process: Any) -> None:
+    server = start_process()
+
+    log = server.stop(signal.SIGINT)
+
+    stack = http_stack()
+    assert f"uvicorn with {stack['http']} and the {stack['loop']} event loop" in log
+
+
+@pytest.mark.parametrize(("options", "logged"), [((), False), (("--access-log",), True)])
+def test_serve_access_log_only_when_asked(
+    start_process: Any, options: tuple[str, ...], logged: bool
+) -> None:
+    server = start_process(*options)
+    response = httpx.post(
+        f"{server.url}/acme/api/db/query/raw",
+        json={"sql": "SELECT 1"},
+        headers={"Authorization": f"Bearer {SECRET}"},
+    )
+
+    server.stop(signal.SIGINT)
+
+    assert response.status_code == 200
+    assert ('"POST /acme/api/db/query/raw HTTP/1.1" 200' in server.output) is logged
 
 
 def test_serve_secret_from_option(start_process: Any) -> None:
