@@ -55,6 +55,10 @@ STATEMENT_CONNECTIONS = 4
 """Idle DBAPI connections kept per tenant for ``Dorm.exec`` and the HTTP API;
 with fewer, concurrent requests to one tenant kept opening new connections."""
 
+READER_CONNECTIONS = 4
+"""Idle read-only connections kept per tenant, each with its authorizer set
+(see :meth:`TenantEngines.acquire_idle_reader`)."""
+
 
 class TenantEngines:
     """The engines of one tenant and the connections checked out of them."""
@@ -87,6 +91,8 @@ class TenantEngines:
         self._async_engine: AsyncEngine | None = None
         self._engines_by_begin: dict[str, Engine] = {}
         self._statement_connections: deque[sqlite3.Connection] = deque()
+        self._readers: deque[sqlite3.Connection] = deque()
+        self._reader_authorizer: Callable[..., int] | None = None
 
         self.engine = self._create_sync_engine(storage.sync_url(tenant))
 
@@ -218,6 +224,50 @@ class TenantEngines:
             self._changes_at_checkout[id(connection)] = connection.total_changes
         return connection
 
+    def acquire_idle_reader(self, authorizer: Callable[..., int]) -> sqlite3.Connection | None:
+        """Take an idle connection with ``authorizer`` installed, or ``None``; never opens one.
+
+        Installing an authorizer makes SQLite prepare every statement of the
+        connection again, which costs more than a point query. So a reader
+        keeps its authorizer between uses, and its prepared statements stay
+        cached. When no reader is idle, an idle statement connection becomes
+        one. ``authorizer`` must deny every write: readers never notify the
+        mirror.
+        """
+        self._held.append(None)
+        try:
+            if self.dropped:
+                raise IndexError
+            if authorizer is self._reader_authorizer:
+                try:
+                    return self._readers.pop()
+                except IndexError:
+                    pass
+            connection = self._statement_connections.pop()
+        except IndexError:
+            self._held.pop()
+            return None
+        if authorizer is not self._reader_authorizer:
+            self._reader_authorizer = authorizer
+            _close_all(self._readers)
+        connection.set_authorizer(authorizer)
+        return connection
+
+    def release_reader(self, connection: sqlite3.Connection, authorizer: Callable[..., int]) -> None:
+        """Return a connection taken by :meth:`acquire_idle_reader`."""
+        if connection.in_transaction:
+            connection.rollback()
+        keep = (
+            authorizer is self._reader_authorizer
+            and not self.retired
+            and len(self._readers) < READER_CONNECTIONS
+        )
+        if keep:
+            self._readers.append(connection)
+        else:
+            connection.close()
+        self._held.pop()
+
     def _open_statement_connection(self) -> sqlite3.Connection:
         connection = self.storage.connect(self.tenant)
         try:
@@ -271,12 +321,8 @@ class TenantEngines:
         self._close_statement_connections()
 
     def _close_statement_connections(self) -> None:
-        while True:
-            try:
-                connection = self._statement_connections.pop()
-            except IndexError:
-                return
-            connection.close()
+        _close_all(self._statement_connections)
+        _close_all(self._readers)
 
     def dispose(self) -> None:
         """Close every connection of both engines (the async one from sync code)."""
@@ -288,6 +334,15 @@ class TenantEngines:
         self.retire()
         if self._async_engine is not None:
             await self._async_engine.dispose()
+
+
+def _close_all(connections: deque[sqlite3.Connection]) -> None:
+    while True:
+        try:
+            connection = connections.pop()
+        except IndexError:
+            return
+        connection.close()
 
 
 def _total_changes(dbapi_connection: Any) -> int:

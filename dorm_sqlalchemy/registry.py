@@ -8,7 +8,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -488,22 +488,52 @@ class Dorm:
             _release_raw(entry, connection)
 
     @contextmanager
-    def idle_raw_connection(self, tenant: str) -> Iterator[sqlite3.Connection | None]:
+    def idle_raw_connection(
+        self, tenant: str, *, authorizer: Callable[..., int] | None = None
+    ) -> Iterator[sqlite3.Connection | None]:
         """:meth:`raw_connection` for code that must not block, such as an event loop.
 
         Yields ``None`` instead of opening, creating or migrating the tenant,
         or opening a connection: only a tenant that is open and migrated,
         with an idle connection, yields a connection.
+
+        ``authorizer``, a ``sqlite3`` authorizer callback that denies every
+        write, is installed on the connection and stays installed for the
+        next call with the same callback, so the statements SQLite prepared
+        under it stay cached. Installing an authorizer otherwise makes SQLite
+        prepare every statement again.
         """
         entry = self._open_entry(tenant)
-        connection = None if entry is None else entry.acquire_idle_statement_connection()
-        if entry is None or connection is None:
+        if entry is None:
+            yield None
+            return
+        if authorizer is not None:
+            with self._idle_reader(entry, authorizer) as connection:
+                yield connection
+            return
+        connection = entry.acquire_idle_statement_connection()
+        if connection is None:
             yield None
             return
         try:
             yield connection
         finally:
             _release_raw(entry, connection)
+
+    @contextmanager
+    def _idle_reader(
+        self, entry: TenantEngines, authorizer: Callable[..., int]
+    ) -> Iterator[sqlite3.Connection | None]:
+        connection = entry.acquire_idle_reader(authorizer)
+        if connection is None:
+            yield None
+            return
+        try:
+            yield connection
+        finally:
+            connection.set_progress_handler(None, 0)
+            connection.set_trace_callback(None)
+            entry.release_reader(connection, authorizer)
 
     def _open_entry(self, tenant: str) -> TenantEngines | None:
         """Return the cached, migrated entry of ``tenant``, or ``None``; never opens it."""

@@ -69,7 +69,7 @@ def run_inline(
     if not isinstance(dorm.storage, FileStorage):
         return None
 
-    with dorm.idle_raw_connection(tenant) as connection:
+    with dorm.idle_raw_connection(tenant, authorizer=_READ_AUTHORIZER) as connection:
         if connection is None:
             return None
         return _run(connection, sql, statement, limits)
@@ -83,7 +83,6 @@ def _run(
 
     length_limit = connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, INLINE_MAX_LENGTH)
     try:
-        connection.set_authorizer(_ReadAuthorizer())
         connection.set_progress_handler(deadline, PROGRESS_STEPS)
         deadline.start()
         cursor = connection.execute(sql, statement.params)
@@ -95,7 +94,6 @@ def _run(
     except sqlite3.Error:
         return None
     finally:
-        connection.set_authorizer(None)
         connection.set_progress_handler(None, 0)
         connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length_limit)
 
@@ -129,6 +127,13 @@ class _ReadAuthorizer(Authorizer):
         ):
             return "a transaction-scoped pragma is set in a worker thread"
         return super().check(action, arg1, arg2, database, trigger)
+
+
+_READ_AUTHORIZER = _ReadAuthorizer()
+"""One instance for every request: the connections that run reads on the event
+loop keep it installed, so their prepared statements stay cached. Its
+``denial`` is never read: a denied statement reruns in a worker thread, which
+reports the reason."""
 
 
 def _result_size(rows: list[Any]) -> int:
