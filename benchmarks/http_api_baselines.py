@@ -1,6 +1,7 @@
 """The two baseline servers of ``http_api.py``, served with the same uvicorn settings as ``dorm serve``.
 
     python benchmarks/http_api_baselines.py starlette DB_FILE PORT [--http H --loop L]
+    python benchmarks/http_api_baselines.py starlette-loop DB_FILE PORT [--http H --loop L]
     /tmp/datasette-venv/bin/python benchmarks/http_api_baselines.py datasette DB_FILE PORT
 
 * ``starlette``: one ``POST /query`` endpoint that takes the body of
@@ -9,6 +10,9 @@
   ``{"columns": [...], "rows": [...]}``. It has no authentication, sandbox,
   time limit or transaction, so it is the ceiling of Starlette, uvicorn and
   ``sqlite3`` for this request when the statement runs in the thread pool.
+* ``starlette-loop``: the same endpoint, with the statement run on the
+  event loop's own connection instead of in the thread pool: the ceiling of
+  the stack when nothing leaves the event loop.
 * ``datasette``: Datasette's ASGI app on the same file, for its JSON API
   (``GET /{db}.json?sql=...&_shape=array``).
 
@@ -40,8 +44,12 @@ import uvicorn
 __all__ = ["main", "serve", "starlette_app"]
 
 
-def starlette_app(database: Path) -> Any:
-    """Build the bare Starlette app: one endpoint that runs a statement on plain ``sqlite3``."""
+def starlette_app(database: Path, *, on_loop: bool = False) -> Any:
+    """Build the bare Starlette app: one endpoint that runs a statement on plain ``sqlite3``.
+
+    ``on_loop`` runs the statement in the request handler itself, on the
+    event loop's thread, instead of in the thread pool.
+    """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -64,7 +72,10 @@ def starlette_app(database: Path) -> Any:
 
     async def query(request: Request) -> Response:
         body = json.loads(await request.body())
-        payload = await run_in_threadpool(run_query, body["sql"], body.get("params", []))
+        if on_loop:
+            payload = run_query(body["sql"], body.get("params", []))
+        else:
+            payload = await run_in_threadpool(run_query, body["sql"], body.get("params", []))
         return Response(payload, media_type="application/json")
 
     return Starlette(routes=[Route("/query", query, methods=["POST"])])
@@ -96,13 +107,16 @@ def serve(app: Any, port: int, *, http: str = "auto", loop: str = "auto") -> Non
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["starlette", "datasette"])
+    parser.add_argument("kind", choices=["starlette", "starlette-loop", "datasette"])
     parser.add_argument("database", type=Path, help="SQLite file to serve")
     parser.add_argument("port", type=int, help="TCP port on 127.0.0.1")
     parser.add_argument("--http", default="auto", help="uvicorn's HTTP implementation (default: auto)")
     parser.add_argument("--loop", default="auto", help="uvicorn's event loop (default: auto)")
     args = parser.parse_args(argv)
-    app = starlette_app(args.database) if args.kind == "starlette" else datasette_app(args.database)
+    if args.kind == "datasette":
+        app = datasette_app(args.database)
+    else:
+        app = starlette_app(args.database, on_loop=args.kind == "starlette-loop")
     serve(app, args.port, http=args.http, loop=args.loop)
     return 0
 
