@@ -51,13 +51,14 @@ descriptors (measured: 768 with sync sessions and dorm.exec together)."""
 DEFAULT_POOL_SIZE = 4
 """Connections each tenant engine keeps open when idle."""
 
-STATEMENT_CONNECTIONS = 4
-"""Idle DBAPI connections kept per tenant for ``Dorm.exec`` and the HTTP API;
-with fewer, concurrent requests to one tenant kept opening new connections."""
+STATEMENT_CONNECTIONS = 2
+"""Idle DBAPI connections kept per tenant for ``Dorm.exec`` and the HTTP API.
+Each costs two file descriptors for each of the ``max_engines`` cached tenants."""
 
-READER_CONNECTIONS = 4
+READER_CONNECTIONS = 2
 """Idle read-only connections kept per tenant, each with its authorizer set
-(see :meth:`TenantEngines.acquire_idle_reader`)."""
+(see :meth:`TenantEngines.acquire_idle_reader`). An event loop uses one at a
+time, since its reads run one after another."""
 
 
 class TenantEngines:
