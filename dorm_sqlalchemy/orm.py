@@ -20,12 +20,14 @@ keeps it: using it later while another tenant is current raises
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm.context import QueryContext
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -115,10 +117,16 @@ class TenantSession(Session):
         if load_options is None or load_options._identity_token is None:
             tenant = self.resolve_tenant()
             token = execution_options.get("identity_token")
-            if token is None:
-                execution_options = {**execution_options, "identity_token": tenant}
-            elif token != tenant:
+            if token is not None and token != tenant:
                 raise TenantMismatch.for_object(tenant, str(token))
+            if load_options is None:
+                # Load options also reach the objects that ORM-enabled
+                # INSERT, UPDATE and DELETE return, which the
+                # identity_token option does not.
+                tagged = {"_sa_orm_load_options": _tenant_load_options(tenant)}
+            else:
+                tagged = {"identity_token": tenant}
+            execution_options = {**execution_options, **tagged}
         return super()._execute_internal(
             statement, params, execution_options=execution_options, **arguments
         )
@@ -132,6 +140,12 @@ class TenantSession(Session):
         self._check_token(options.get("identity_token"))
         options["identity_token"] = self.resolve_tenant()
         return super().get_one(entity, ident, **options)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tenant_load_options(tenant: TenantName) -> Any:
+    """SQLAlchemy's default ORM load options with ``tenant`` as the identity token."""
+    return QueryContext.default_load_options + {"_identity_token": tenant}
 
 
 def _check_attach(session: Session, instance: object) -> None:

@@ -307,3 +307,20 @@ def test_statement_with_another_identity_token_is_refused(two_tenants: Dorm) -> 
     with two_tenants.session("acme") as session:
         with pytest.raises(TenantMismatch):
             session.execute(select(Note), execution_options={"identity_token": "globex"})
+
+
+@pytest.mark.parametrize("verb", ["update", "insert"])
+def test_objects_returned_by_dml_carry_the_tenant(two_tenants: Dorm, verb: str) -> None:
+    from sqlalchemy import insert, update
+
+    if verb == "update":
+        statement = update(Note).where(Note.id == 1).values(body="acme edited").returning(Note)
+    else:
+        statement = insert(Note).values(id=2, body="acme new").returning(Note)
+    with two_tenants.session("acme") as session, session.begin():
+        note = session.scalars(statement).one()
+
+    assert inspect(note).identity_token == "acme"
+    with two_tenants.session("globex") as session:
+        with pytest.raises(TenantMismatch):
+            session.add(note)
