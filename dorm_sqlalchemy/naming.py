@@ -48,6 +48,9 @@ def canonical_tenant(name: str) -> TenantName:
     """
     if not isinstance(name, str):
         raise InvalidTenantName(name, f"expected a str, got {type(name).__name__}")
+    if type(name) is not str:
+        # A subclass may override lower() or __eq__: check its plain value.
+        name = str.__str__(name)
     return _canonical_str(name)
 
 

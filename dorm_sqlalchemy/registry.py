@@ -178,20 +178,26 @@ class Dorm:
         # Every dorm.exec call starts here, so a name seen before skips the
         # canonical form and the checks: a tenant enters the aliases only once
         # it is cached and migrated, and leaves them with the cache.
-        engines = self._engines
-        try:
-            entry = engines.aliases[tenant]
-            engines.touch(entry.tenant)
-        except (KeyError, TypeError):
-            return self._open_named(tenant)
-        return entry
+        # Only an exact str: a subclass may compare equal to one name and
+        # lower-case to another.
+        if type(tenant) is str:
+            engines = self._engines
+            try:
+                entry = engines.aliases[tenant]
+                engines.touch(entry.tenant)
+            except KeyError:
+                pass
+            else:
+                return entry
+        return self._open_named(tenant)
 
     def _open_named(self, tenant: str) -> TenantEngines:
         name = canonical_tenant(tenant)
         entry = self._engines.get(name)
         if entry is None or (self._migrator is not None and name not in self._migrated):
             entry = self._open_slow(name)
-        self._engines.add_alias(tenant, entry)
+        if type(tenant) is str:
+            self._engines.add_alias(tenant, entry)
         return entry
 
     def _open_slow(
@@ -537,7 +543,7 @@ class Dorm:
 
     def _open_entry(self, tenant: str) -> TenantEngines | None:
         """Return the cached, migrated entry of ``tenant``, or ``None``; never opens it."""
-        entry = self._engines.aliases.get(tenant) if isinstance(tenant, str) else None
+        entry = self._engines.aliases.get(tenant) if type(tenant) is str else None
         if entry is not None:
             return entry
         entry = self._engines.get(canonical_tenant(tenant))

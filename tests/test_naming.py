@@ -164,3 +164,21 @@ def test_listing_sorted_by_tenant_name(dorm: Dorm) -> None:
     for name in ["a", "a-b", "a0", "a_b", "b"]:
         dorm.exec(name, "CREATE TABLE t (x)")
     assert list(dorm.tenants()) == sorted(["a", "a-b", "a0", "a_b", "b"])
+
+
+class _LowersToAnother(str):
+    def lower(self) -> str:
+        return "globex"
+
+
+def test_str_subclass_is_checked_by_its_value() -> None:
+    assert canonical_tenant(_LowersToAnother("Acme")) == "acme"
+
+
+def test_str_subclass_does_not_redirect_later_names(dorm) -> None:
+    dorm.exec("globex", "CREATE TABLE n (who TEXT)")
+    dorm.exec("acme", "CREATE TABLE n (who TEXT)")
+    dorm.exec("acme", "INSERT INTO n VALUES ('acme')")
+    dorm.exec(_LowersToAnother("acme"), "SELECT 1").all()
+
+    assert dorm.exec("acme", "SELECT who FROM n").scalar() == "acme"
