@@ -431,6 +431,14 @@ def translate_error(
         )
 
     code: int | None = getattr(error, "sqlite_errorcode", None)
+    if str(error).startswith("Could not decode to UTF-8"):
+        # Python's sqlite3 reads TEXT as UTF-8 and refuses other bytes.
+        return ApiError(
+            422,
+            f"{error}: the value is TEXT that is not valid UTF-8; read it as a BLOB "
+            "with CAST(column AS BLOB) or hex(column)",
+            tenant=tenant,
+        )
     if code is None:
         # sqlite3's own checks (parameter binding, statement text) have no SQLite code.
         if isinstance(error, (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.DataError)):

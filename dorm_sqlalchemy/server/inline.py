@@ -82,6 +82,9 @@ def _run(
     deadline = Deadline(INLINE_SECONDS)
 
     length_limit = connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, INLINE_MAX_LENGTH)
+    pattern_limit = connection.setlimit(
+        sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, INLINE_MAX_LIKE_PATTERN
+    )
     try:
         connection.set_progress_handler(deadline, PROGRESS_STEPS)
         deadline.start()
@@ -96,6 +99,7 @@ def _run(
     finally:
         connection.set_progress_handler(None, 0)
         connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length_limit)
+        connection.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, pattern_limit)
 
     if len(rows) > max_rows or _result_size(rows) > limits.max_result_bytes:
         return None
@@ -126,7 +130,20 @@ class _ReadAuthorizer(Authorizer):
             and (arg1 or "").lower() in TRANSACTION_SCOPED_PRAGMAS
         ):
             return "a transaction-scoped pragma is set in a worker thread"
+        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _WORKER_FUNCTIONS:
+            return "this function runs in a worker thread"
         return super().check(action, arg1, arg2, database, trigger)
+
+
+_WORKER_FUNCTIONS = frozenset({"printf", "format"})
+"""Functions that run in a worker thread only. printf('%.*c', N, 'x') loops N
+times inside one step of SQLite's virtual machine, where no progress handler
+can stop it. Over the length limit it returns NULL instead of failing, so the
+event loop could neither bound it nor notice."""
+
+INLINE_MAX_LIKE_PATTERN = 256
+"""Longest LIKE or GLOB pattern a statement on the event loop may use: a long
+pattern can make one comparison take long, within one step again."""
 
 
 _READ_AUTHORIZER = _ReadAuthorizer()

@@ -295,7 +295,7 @@ class Authorizer:
     ) -> int:
         # Reading a column of the tenant's own tables is most of the calls
         # (one per column a statement reads) and always allowed.
-        if action == sqlite3.SQLITE_READ and database == "main" and arg1 != "sqlite_dbpage":
+        if action == sqlite3.SQLITE_READ and database == "main" and arg1 not in _DENIED_TABLES:
             return sqlite3.SQLITE_OK
         reason = self.check(action, arg1, arg2, database, trigger)
         if reason is None:
@@ -320,8 +320,8 @@ class Authorizer:
             )
 
         if action in (sqlite3.SQLITE_READ, sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
-            if arg1 == "sqlite_dbpage":
-                return "sqlite_dbpage is not allowed: it reads and writes raw database pages"
+            if arg1 in _DENIED_TABLES:
+                return _DENIED_TABLES[arg1]
             return None
         if action == sqlite3.SQLITE_PRAGMA:
             return _check_pragma((arg1 or "").lower(), arg2)
@@ -409,6 +409,15 @@ def _check_pragma(name: str, argument: str | None) -> str | None:
         f"pragmas {', '.join(sorted(INTROSPECTION_PRAGMAS))}, reading "
         f"{', '.join(sorted(READABLE_SETTING_PRAGMAS))}, and defer_foreign_keys"
     )
+
+
+_DENIED_TABLES = {
+    "sqlite_dbpage": "sqlite_dbpage is not allowed: it reads and writes raw database pages",
+    "sqlite_stmt": (
+        "sqlite_stmt is not allowed: it lists the statements of the connection, "
+        "which other requests and tokens share"
+    ),
+}
 
 
 def _check_savepoint(name: str | None) -> str | None:

@@ -156,3 +156,37 @@ def test_worker_path_answers_what_inline_leaves(
     response = server.sql("acme", sql)
 
     assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT length(printf('%.*c', 70000, 'x'))",
+        "SELECT length(format('%070000d', 1))",
+        "SELECT 'ab' LIKE '" + "%" * 300 + "b'",
+    ],
+)
+def test_inline_leaves_unbounded_steps_to_worker(dorm: Dorm, sql: str) -> None:
+    assert _run(dorm, sql) is None
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT length(printf('%.*c', 70000, 'x'))", 70000),
+        ("SELECT length(format('%070000d', 1))", 70000),
+        ("SELECT coalesce(printf('%.*c', 3, 'y'), 'none')", "yyy"),
+        ("SELECT 'ab' LIKE '" + "%" * 300 + "b'", 1),
+    ],
+)
+def test_single_statement_matches_transaction_answer(
+    start_server: Any, dorm: Dorm, sql: str, expected: Any
+) -> None:
+    server: LiveServer = start_server(dorm)
+    server.sql("acme", "SELECT 1")
+
+    single = server.sql("acme", sql).json()["result"]["rows"]
+    in_transaction = server.transaction("acme", sql).json()["result"][0]["rows"]
+
+    assert single == [[expected]]
+    assert in_transaction == [[expected]]

@@ -324,3 +324,27 @@ def test_other_tenant_data_never_visible(tenants: LiveServer) -> None:
 
     assert all("globex-secret" not in response.text for response in attempts)
     assert attempts[2].json()["result"]["rows"] == [["acme-secret"]]
+
+
+def test_statement_list_of_the_connection_is_denied(start_server: Any, make_dorm: Any) -> None:
+    dorm = make_dorm()
+    dorm.exec("acme", "CREATE TABLE secrets (pw TEXT)")
+    server = start_server(dorm)
+    server.sql("acme", "SELECT * FROM secrets WHERE pw = 'hunter2'")
+
+    response = server.sql("acme", "SELECT sql FROM sqlite_stmt")
+
+    assert response.status_code == 403, response.text
+    assert "sqlite_stmt" in response.json()["error"]
+
+
+def test_invalid_utf8_text_is_422(start_server: Any, make_dorm: Any) -> None:
+    dorm = make_dorm()
+    dorm.exec("acme", "CREATE TABLE n (body TEXT)")
+    dorm.exec("acme", "INSERT INTO n VALUES (CAST(x'ff' AS TEXT))")
+    server = start_server(dorm)
+
+    response = server.sql("acme", "SELECT body FROM n")
+
+    assert response.status_code == 422, response.text
+    assert "CAST(column AS BLOB)" in response.json()["error"]
