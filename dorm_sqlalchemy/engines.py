@@ -279,6 +279,10 @@ class TenantEngines:
             connection.close()
             if is_busy_error(error):
                 raise TenantBusy(self.tenant, self.settings.busy_timeout) from error
+            if not self.storage.exists(self.tenant):
+                raise TenantNotFound(
+                    self.tenant, "it was dropped while a connection to it was being opened"
+                ) from error
             raise sa_exc.DBAPIError.instance(
                 "connection setup", None, error, sqlite3.Error, hide_parameters=True
             ) from error
