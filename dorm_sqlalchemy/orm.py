@@ -116,9 +116,8 @@ class TenantSession(Session):
         load_options = execution_options.get("_sa_orm_load_options")
         if load_options is None or load_options._identity_token is None:
             tenant = self.resolve_tenant()
-            token = execution_options.get("identity_token")
-            if token is not None and token != tenant:
-                raise TenantMismatch.for_object(tenant, str(token))
+            _check_identity_token(tenant, execution_options)
+            _check_identity_token(tenant, getattr(statement, "_execution_options", EMPTY_DICT))
             if load_options is None:
                 # Load options also reach the objects that ORM-enabled
                 # INSERT, UPDATE and DELETE return, which the
@@ -140,6 +139,17 @@ class TenantSession(Session):
         self._check_token(options.get("identity_token"))
         options["identity_token"] = self.resolve_tenant()
         return super().get_one(entity, ident, **options)
+
+
+def _check_identity_token(tenant: TenantName, options: Any) -> None:
+    """Raise TenantMismatch when ``options`` name another identity token than ``tenant``.
+
+    Only the exact string ``tenant`` passes: a str subclass could claim to be
+    equal to any name.
+    """
+    token = options.get("identity_token")
+    if token is not None and (type(token) is not str or token != tenant):
+        raise TenantMismatch.for_object(tenant, str(token))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -324,3 +324,31 @@ def test_objects_returned_by_dml_carry_the_tenant(two_tenants: Dorm, verb: str) 
     with two_tenants.session("globex") as session:
         with pytest.raises(TenantMismatch):
             session.add(note)
+
+
+class _EqualToAnything(str):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+
+@pytest.mark.parametrize("token", ["globex", _EqualToAnything("globex")], ids=["str", "subclass"])
+def test_statement_identity_token_of_another_tenant_is_refused(
+    two_tenants: Dorm, token: str
+) -> None:
+    statement = select(Note).execution_options(identity_token=token)
+    with two_tenants.session("acme") as session:
+        with pytest.raises(TenantMismatch):
+            session.scalars(statement).all()
+
+
+def test_statement_identity_token_of_the_same_tenant_is_accepted(two_tenants: Dorm) -> None:
+    statement = select(Note).execution_options(identity_token="acme")
+    with two_tenants.session("acme") as session:
+        note = session.scalars(statement).one()
+
+    assert inspect(note).identity_token == "acme"
