@@ -164,10 +164,28 @@ def test_worker_path_answers_what_inline_leaves(
         "SELECT length(printf('%.*c', 70000, 'x'))",
         "SELECT length(format('%070000d', 1))",
         "SELECT 'ab' LIKE '" + "%" * 300 + "b'",
+        "SELECT name FROM t WHERE name LIKE 'n1%'",
+        "SELECT name FROM t WHERE name GLOB 'n1*'",
+        "SELECT instr(name, '1') FROM t WHERE id = 1",
+        "SELECT replace(name, 'n', 'm') FROM t WHERE id = 1",
+        "SELECT ltrim(name, 'n') FROM t WHERE id = 1",
     ],
 )
 def test_inline_leaves_unbounded_steps_to_worker(dorm: Dorm, sql: str) -> None:
     assert _run(dorm, sql) is None
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*), max(id), sum(id) FROM t",
+        "SELECT upper(name), length(name), substr(name, 2) FROM t WHERE id = 1",
+        "SELECT json_extract(json_object('a', name), '$.a') FROM t WHERE id = 1",
+        "SELECT date('2026-12-05'), coalesce(NULL, 1), typeof(name) FROM t WHERE id = 1",
+    ],
+)
+def test_inline_runs_linear_functions(dorm: Dorm, sql: str) -> None:
+    assert _run(dorm, sql) is not None
 
 
 @pytest.mark.parametrize(
