@@ -144,7 +144,7 @@ INLINE_FUNCTIONS = frozenset(
 """Functions a statement on the event loop may call: each takes time in
 proportion to its arguments, which the length limit bounds. Any other runs in
 a worker thread. Some loop inside one step of SQLite's virtual machine, where
-no progress handler can stop them: printf('%.*c', N, 'x') loops N times, and
+no progress handler can stop them. printf('%.*c', N, 'x') loops N times;
 instr, replace, trim with a set of characters, LIKE and GLOB can take the
 product of their arguments' lengths."""
 
