@@ -137,8 +137,6 @@ def tenant_page(tenant: str, todos: Sequence[Todo]) -> Markup:
     items = join(_todo_item(tenant, todo) for todo in todos)
     if not todos:
         items = Markup('<li class="empty">Nothing to do yet.</li>')
-    # NOTE: the explorer has no URL that selects a tenant, so this link opens
-    # its start page and the user picks the tenant from its list.
     body = render(
         """<h1>Todos of <span class="tenant">{tenant}</span></h1>
 <form method="post" action="/{tenant}/todos" class="inline">
@@ -150,7 +148,7 @@ def tenant_page(tenant: str, todos: Sequence[Todo]) -> Markup:
 <ul class="todos">
 {items}</ul>
 <p class="note">This list is the file <code>{tenant}.db</code>. Open it in the
-<a href="/explorer/">explorer</a> (pick <b>{tenant}</b> in the tenant list), or connect
+<a href="/explorer/#tenant={tenant}&amp;table=todos">explorer</a>, or connect
 Outerbase Studio to <code>/{tenant}/api/db</code>.</p>
 """,
         tenant=tenant,

@@ -445,7 +445,7 @@ def test_explorer_link_opens(client: httpx.Client, new_tenant: Callable[[], str]
     explorer = client.get("/explorer/")
     script = client.get("/explorer/static/explorer.js")
 
-    assert 'href="/explorer/"' in page
+    assert f'href="/explorer/#tenant={tenant}&amp;table=todos"' in page
     assert explorer.status_code == 200
     assert "dorm explorer" in explorer.text
     assert script.status_code == 200

@@ -224,3 +224,19 @@ def _decode_png(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
         pixels.extend(tuple(line[index : index + 3]) for index in range(0, stride, channels))
         previous = line
     return width, height, pixels
+
+
+def test_explorer_address_selects_tenant_and_table(explorer: tuple[LiveServer, Any]) -> None:
+    server, page = explorer
+    page.goto(server.url + "/explorer/#tenant=acme&table=notes")
+    page.fill("#token-input", SECRET)
+    page.click("#token-save")
+
+    expect(page.locator("#rows-table tbody tr")).to_have_count(50)
+    location = page.inner_text("#location")
+
+    page.click("#tenant-list button[data-tenant='globex']")
+    page.wait_for_selector("#table-list button[data-table='t']")
+
+    assert location == "acme / notes"
+    assert page.evaluate("location.hash") == "#tenant=globex"

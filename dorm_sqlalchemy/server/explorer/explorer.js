@@ -147,7 +147,7 @@ async function loadTenants(append) {
     page = await api("/api/tenants?" + params.toString());
   } catch (error) {
     showError("global-error", error.message);
-    return;
+    return false;
   }
   $("auth-status").textContent = "Connected";
 
@@ -167,6 +167,7 @@ async function loadTenants(append) {
   if (!append && page.tenants.length === 0) list.appendChild(element("li", "No tenants yet.", "hint"));
   state.nextTenants = page.next;
   $("more-tenants").hidden = !page.next;
+  return true;
 }
 
 function markSelected(listId, attribute, value) {
@@ -204,6 +205,7 @@ async function selectTenant(name) {
     list.appendChild(item);
   }
   if (tables.length === 0) list.appendChild(element("li", "No tables.", "hint"));
+  return tables;
 }
 
 function selectTable(name, rowCount) {
@@ -221,6 +223,23 @@ function updateLocation() {
   if (state.tenant) parts.push(state.tenant);
   if (state.table) parts.push(state.table);
   $("location").textContent = parts.join(" / ");
+
+  // The address keeps the selection, so it can be bookmarked or linked to:
+  // #tenant=acme&table=notes.
+  const params = new URLSearchParams();
+  if (state.tenant) params.set("tenant", state.tenant);
+  if (state.table) params.set("table", state.table);
+  const hash = params.toString();
+  if (location.hash.slice(1) !== hash) history.replaceState(null, "", hash ? "#" + hash : location.pathname);
+}
+
+async function openFromLocation() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const tenant = params.get("tenant");
+  if (!tenant) return;
+  const tables = await selectTenant(tenant);
+  const table = (tables || []).find((entry) => entry.name === params.get("table"));
+  if (table) selectTable(table.name, table.rows);
 }
 
 // -- rows, schema and SQL -----------------------------------------------------
@@ -306,7 +325,7 @@ function start() {
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
-    loadTenants(false);
+    loadTenants(false).then((connected) => connected && openFromLocation());
   });
   $("token-forget").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
@@ -333,7 +352,8 @@ function start() {
   $("sql-input").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) runSql();
   });
-  loadTenants(false);
+  window.addEventListener("hashchange", openFromLocation);
+  loadTenants(false).then((connected) => connected && openFromLocation());
 }
 
 document.addEventListener("DOMContentLoaded", start);
