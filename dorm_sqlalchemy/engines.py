@@ -213,15 +213,8 @@ class TenantEngines:
 
         Never opens a connection, so it does no I/O: for callers on an event loop.
         """
-        self._held.append(None)
-        try:
-            if self.dropped:
-                raise IndexError
-            connection = self._statement_connections.pop()
-        except IndexError:
-            self._held.pop()
-            return None
-        if self.on_write is not None:
+        connection = self._take_idle(self._statement_connections)
+        if connection is not None and self.on_write is not None:
             self._changes_at_checkout[id(connection)] = connection.total_changes
         return connection
 
@@ -232,27 +225,32 @@ class TenantEngines:
         connection again, which costs more than a point query. So a reader
         keeps its authorizer between uses, and its prepared statements stay
         cached. When no reader is idle, an idle statement connection becomes
-        one. ``authorizer`` must deny every write: readers never notify the
-        mirror.
+        one. ``authorizer`` must deny every write, because readers never
+        notify the mirror.
         """
-        self._held.append(None)
-        try:
-            if self.dropped:
-                raise IndexError
-            if authorizer is self._reader_authorizer:
-                try:
-                    return self._readers.pop()
-                except IndexError:
-                    pass
-            connection = self._statement_connections.pop()
-        except IndexError:
-            self._held.pop()
-            return None
-        if authorizer is not self._reader_authorizer:
+        if authorizer is self._reader_authorizer:
+            connection = self._take_idle(self._readers)
+            if connection is not None:
+                return connection
+        else:
             self._reader_authorizer = authorizer
             _close_all(self._readers)
-        connection.set_authorizer(authorizer)
+
+        connection = self._take_idle(self._statement_connections)
+        if connection is not None:
+            connection.set_authorizer(authorizer)
         return connection
+
+    def _take_idle(self, idle: deque[sqlite3.Connection]) -> sqlite3.Connection | None:
+        # Counted first, then checked, as in _count_checkout().
+        self._held.append(None)
+        if not self.dropped:
+            try:
+                return idle.pop()
+            except IndexError:
+                pass
+        self._held.pop()
+        return None
 
     def release_reader(self, connection: sqlite3.Connection, authorizer: Callable[..., int]) -> None:
         """Return a connection taken by :meth:`acquire_idle_reader`."""
@@ -428,8 +426,10 @@ class EngineCache:
     def _drop_aliases(self, entries: list[TenantEngines]) -> None:
         # A new dict rather than deletions, so lock-free readers never see
         # one that changes size under them.
-        gone = {id(entry) for entry in entries}
-        self.aliases = {name: e for name, e in self.aliases.items() if id(e) not in gone}
+        removed = {id(entry) for entry in entries}
+        self.aliases = {
+            name: entry for name, entry in self.aliases.items() if id(entry) not in removed
+        }
 
     def pop(self, tenant: TenantName) -> TenantEngines | None:
         with self._lock:

@@ -176,10 +176,9 @@ class Dorm:
 
     def _open(self, tenant: str) -> TenantEngines:
         # Every dorm.exec call starts here, so a name seen before skips the
-        # canonical form and the checks: a tenant enters the aliases only once
-        # it is cached and migrated, and leaves them with the cache.
-        # Only an exact str: a subclass may compare equal to one name and
-        # lower-case to another.
+        # canonical form and the checks. A tenant enters the aliases only once
+        # it is cached and migrated, and only under an exact str, because a
+        # subclass may compare equal to one name and lower-case to another.
         if type(tenant) is str:
             engines = self._engines
             try:
@@ -513,33 +512,23 @@ class Dorm:
         if entry is None:
             yield None
             return
-        if authorizer is not None:
-            with self._idle_reader(entry, authorizer) as connection:
-                yield connection
-            return
-        connection = entry.acquire_idle_statement_connection()
+        if authorizer is None:
+            connection = entry.acquire_idle_statement_connection()
+        else:
+            connection = entry.acquire_idle_reader(authorizer)
         if connection is None:
             yield None
             return
-        try:
-            yield connection
-        finally:
-            _release_raw(entry, connection)
 
-    @contextmanager
-    def _idle_reader(
-        self, entry: TenantEngines, authorizer: Callable[..., int]
-    ) -> Iterator[sqlite3.Connection | None]:
-        connection = entry.acquire_idle_reader(authorizer)
-        if connection is None:
-            yield None
-            return
         try:
             yield connection
         finally:
-            connection.set_progress_handler(None, 0)
-            connection.set_trace_callback(None)
-            entry.release_reader(connection, authorizer)
+            if authorizer is None:
+                _release_raw(entry, connection)
+            else:
+                connection.set_progress_handler(None, 0)
+                connection.set_trace_callback(None)
+                entry.release_reader(connection, authorizer)
 
     def _open_entry(self, tenant: str) -> TenantEngines | None:
         """Return the cached, migrated entry of ``tenant``, or ``None``; never opens it."""
