@@ -96,8 +96,13 @@ class TenantSession(Session):
         return self.tenant
 
     def _check_token(self, token: object) -> None:
-        if token is not None and token != self.resolve_tenant():
-            raise TenantMismatch.for_object(self.resolve_tenant(), str(token))
+        # Only the exact string of the tenant passes: a str subclass could
+        # claim to be equal to any name.
+        if token is None:
+            return
+        tenant = self.resolve_tenant()
+        if type(token) is not str or token != tenant:
+            raise TenantMismatch.for_object(tenant, str(token))
 
     def _execute_internal(
         self,
@@ -108,16 +113,16 @@ class TenantSession(Session):
         **arguments: Any,
     ) -> Any:
         # Every ORM execution passes here: select, get, lazy and refresh
-        # loads, flush. get() already put the tenant in its load options;
-        # every other execution gets it as the identity_token option. A
-        # do_orm_execute listener would do the same, but SQLAlchemy then
-        # builds an ORMExecuteState for each execution, which cost about
-        # 8% of a session.get().
+        # loads, DML, flush. get() already put the tenant in its load options,
+        # and every other execution gets it here. A do_orm_execute listener
+        # could do the same, but SQLAlchemy then builds an ORMExecuteState for
+        # each execution, which cost about 8% of a session.get() (measured).
         load_options = execution_options.get("_sa_orm_load_options")
         if load_options is None or load_options._identity_token is None:
             tenant = self.resolve_tenant()
-            _check_identity_token(tenant, execution_options)
-            _check_identity_token(tenant, getattr(statement, "_execution_options", EMPTY_DICT))
+            self._check_token(execution_options.get("identity_token"))
+            statement_options = getattr(statement, "_execution_options", EMPTY_DICT)
+            self._check_token(statement_options.get("identity_token"))
             if load_options is None:
                 # Load options also reach the objects that ORM-enabled
                 # INSERT, UPDATE and DELETE return, which the
@@ -141,20 +146,9 @@ class TenantSession(Session):
         return super().get_one(entity, ident, **options)
 
 
-def _check_identity_token(tenant: TenantName, options: Any) -> None:
-    """Raise TenantMismatch when ``options`` name another identity token than ``tenant``.
-
-    Only the exact string ``tenant`` passes: a str subclass could claim to be
-    equal to any name.
-    """
-    token = options.get("identity_token")
-    if token is not None and (type(token) is not str or token != tenant):
-        raise TenantMismatch.for_object(tenant, str(token))
-
-
 @functools.lru_cache(maxsize=4096)
 def _tenant_load_options(tenant: TenantName) -> Any:
-    """SQLAlchemy's default ORM load options with ``tenant`` as the identity token."""
+    """Return SQLAlchemy's default ORM load options with ``tenant`` as the identity token."""
     return QueryContext.default_load_options + {"_identity_token": tenant}
 
 
