@@ -184,12 +184,13 @@ class SettingsWatch:
 
     A statement such as ``PRAGMA foreign_keys = OFF`` would stay in effect
     on a pooled connection for its next user, so such a connection is closed
-    at checkin instead of going back to the pool. SQLite's authorizer sees
-    every statement when it is prepared, whichever way it was sent (through
-    SQLAlchemy or on the driver connection), and is not called again when the
-    driver reuses a prepared statement, so checking costs nothing per
-    execution. A connection on which the application sets an authorizer of
-    its own is no longer watched.
+    at checkin instead of going back to the pool. SQLite calls the authorizer
+    for every statement it prepares, whichever way it was sent (through
+    SQLAlchemy or on the driver connection), and not again when the driver
+    reuses a prepared statement, so checking costs nothing per execution.
+
+    NOTE: a connection on which the application sets an authorizer of its
+    own is no longer watched.
     """
 
     def __init__(self) -> None:

@@ -326,7 +326,7 @@ def test_engine_options_with_null_pool(make_dorm) -> None:
     assert isinstance(dorm.engine("acme").pool, NullPool)
 
 
-def test_pragma_sent_on_the_driver_connection_does_not_persist(make_dorm) -> None:
+def test_driver_pragma_does_not_persist(make_dorm) -> None:
     dorm = make_dorm()
     engine = dorm.engine("acme")
     with engine.connect() as connection:

@@ -29,7 +29,7 @@ def test_idle_raw_connection_of_an_open_tenant(dorm: Dorm) -> None:
         assert connection.execute("SELECT count(*) FROM t").fetchone()[0] == 0
 
 
-def test_idle_raw_connection_none_while_all_are_checked_out(dorm: Dorm) -> None:
+def test_idle_connection_none_when_busy(dorm: Dorm) -> None:
     dorm.exec("acme", "CREATE TABLE t (x)")
 
     with dorm.raw_connection("acme"), dorm.idle_raw_connection("acme") as connection:

@@ -346,7 +346,7 @@ def test_statement_identity_token_of_another_tenant_is_refused(
             session.scalars(statement).all()
 
 
-def test_statement_identity_token_of_the_same_tenant_is_accepted(two_tenants: Dorm) -> None:
+def test_own_identity_token_accepted(two_tenants: Dorm) -> None:
     statement = select(Note).execution_options(identity_token="acme")
     with two_tenants.session("acme") as session:
         note = session.scalars(statement).one()

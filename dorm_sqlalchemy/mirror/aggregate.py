@@ -112,7 +112,7 @@ class Aggregate:
         )
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self._columns: dict[str, frozenset[str]] = {}
-        """Columns each aggregate table is known to have; a table missing here is reflected."""
+        """Columns each aggregate table is known to have. A table missing here is reflected."""
 
         self._writers: dict[TableShape, _TableWriter] = {}
         self._connection: PoolProxiedConnection | None = None
@@ -473,7 +473,7 @@ def _tuple_converter(converters: Sequence[Converter | None]) -> Callable[[Row], 
 
 
 def _rollback(connection: Any, dbapi_error: type[Exception], display_url: str) -> None:
-    # A rollback on a broken connection fails too; the original error is
+    # A rollback on a broken connection fails too. The original error is
     # the one to raise, and the caller discards the connection.
     try:
         connection.rollback()

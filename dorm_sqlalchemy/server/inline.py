@@ -3,18 +3,21 @@
 Handing a request to a worker thread and back costs more than a point query
 on SQLite. A bare Starlette endpoint on ``sqlite3`` served about 4,700
 requests/s through the thread pool and 10,600 with the query on the event
-loop. That was measured with ``wrk -t2 -c16`` on uvicorn with httptools and
-uvloop, on 2 CPUs shared with ``wrk``. So a request of one statement outside an interactive transaction is first
-tried on the event loop, within bounds that keep the loop responsive:
+loop, measured with ``wrk -t2 -c16`` on uvicorn with httptools and uvloop,
+on 2 CPUs shared with ``wrk``. So a request of one statement outside an
+interactive transaction is first tried on the event loop, within bounds that
+keep the loop responsive:
 
-* the tenant is a file in WAL mode, where a read never waits for a writer's
-  lock, and it is open with an idle connection, so the checkout does no I/O;
+* the tenant is a file, which the registry keeps in WAL mode, where a read
+  does not wait for a writer's lock. The tenant is open with an idle
+  connection, so the checkout does no I/O;
 * the authorizer is read-only, so a write is denied before it changes
-  anything; the statement runs in autocommit, which for one read is the same
+  anything. The statement runs in autocommit, which for one read is the same
   as the worker path's ``BEGIN`` and ``COMMIT``;
-* the progress handler stops the statement after :data:`INLINE_SECONDS`, and
-  no string or BLOB may be longer than :data:`INLINE_MAX_LENGTH` bytes, so no
-  single step of the virtual machine runs long;
+* only functions from :data:`INLINE_FUNCTIONS` may be called, the progress
+  handler stops the statement after :data:`INLINE_SECONDS`, and no string or
+  BLOB may be longer than :data:`INLINE_MAX_LENGTH` bytes, so no single step
+  of the virtual machine runs long;
 * the result has at most :data:`INLINE_MAX_ROWS` rows.
 
 When a bound is hit, or the statement fails in any way, the attempt is undone
@@ -65,6 +68,7 @@ def run_inline(
     statements in ``sql``, VACUUM), exactly as the worker-thread path would.
     """
     sql = single_statement(statement.sql)
+    # The registry puts every tenant file in WAL mode and checks it.
     if not isinstance(dorm.storage, FileStorage):
         return None
 
