@@ -144,8 +144,12 @@ def _paired_figure(
 
 
 def _check_same_pool(tenant_engine: Engine, plain: Engine) -> None:
-    """Raise AssertionError when the plain engine's pool differs from the tenant engine's."""
-    assert type(plain.pool) is type(tenant_engine.pool), (plain.pool, tenant_engine.pool)
+    """Raise AssertionError when the plain engine's pool differs from the tenant engine's.
+
+    The tenant engine's pool is a subclass of the plain one that counts
+    checkouts; both hand out connections the same way.
+    """
+    assert isinstance(tenant_engine.pool, type(plain.pool)), (plain.pool, tenant_engine.pool)
     assert plain.pool.size() == tenant_engine.pool.size(), (  # type: ignore[attr-defined]
         plain.pool.status(),
         tenant_engine.pool.status(),

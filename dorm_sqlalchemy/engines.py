@@ -24,8 +24,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util.concurrency import in_greenlet
 
 from .connections import (
     BEGIN_OPTION,
@@ -37,9 +35,10 @@ from .connections import (
 )
 from .errors import TenantBusy, TenantNotFound
 from .naming import TenantName
+from .pool import AsyncTenantPool, CheckoutTracker, TenantPool, track_with_events
 from .storage import TenantStorage
 
-__all__ = ["TenantEngines", "EngineCache", "DEFAULT_MAX_ENGINES", "DEFAULT_POOL_SIZE"]
+__all__ = ["DEFAULT_MAX_ENGINES", "DEFAULT_POOL_SIZE", "EngineCache", "TenantEngines"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +77,10 @@ class TenantEngines:
         self.settings = settings
         self.retired = False
         self.dropped = False
-        # One element per checked-out connection: list append and pop are
-        # atomic in CPython, so counting needs no lock on the hot path.
+        # One element per checked-out statement connection or reader: list
+        # append and pop are atomic in CPython, so counting needs no lock.
         self._held: list[None] = []
+        self._trackers: list[CheckoutTracker] = []
 
         self.on_write: Callable[[TenantName], None] | None = None
         """Called after a connection that changed rows is checked in (the mirror's hook)."""
@@ -99,16 +99,16 @@ class TenantEngines:
 
     # -- engines ---------------------------------------------------------
 
-    def _pool_options(self) -> dict[str, Any]:
+    def _pool_options(self, poolclass: type[TenantPool]) -> dict[str, Any]:
         options: dict[str, Any] = dict(self._engine_options)
         if "poolclass" not in options and "pool" not in options:
+            options["poolclass"] = poolclass
             options.setdefault("pool_size", self._pool_size)
             options.setdefault("max_overflow", 16)
         return options
 
     def _create_sync_engine(self, url: URL) -> Engine:
-        options = self._pool_options()
-        engine = create_engine(url, **options)
+        engine = create_engine(url, **self._pool_options(TenantPool))
         self._install_events(engine)
         return engine
 
@@ -117,7 +117,7 @@ class TenantEngines:
         if self._async_engine is None:
             with self._create_lock:
                 if self._async_engine is None:
-                    options = self._pool_options()
+                    options = self._pool_options(AsyncTenantPool)
                     engine = create_async_engine(self.storage.async_url(self.tenant), **options)
                     self._install_events(engine.sync_engine)
                     self._async_engine = engine
@@ -142,46 +142,24 @@ class TenantEngines:
         watch = install_connection_events(
             engine, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
         )
+        tracker = CheckoutTracker(self, watch)
+        self._trackers.append(tracker)
+        if isinstance(engine.pool, TenantPool):
+            engine.pool.tracker = tracker
+        else:
+            track_with_events(engine, tracker)
 
-        @event.listens_for(engine, "checkout")
-        def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-            self._count_checkout()
-            if self.on_write is not None:
-                record.info["dorm_changes"] = _total_changes(dbapi_connection)
-
-        @event.listens_for(engine, "checkin")
-        def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-            self._held.pop()
-            if dbapi_connection is None:
-                return
-            if self.on_write is not None:
-                before = record.info.pop("dorm_changes", None)
-                if before is not None and _total_changes(dbapi_connection) != before:
-                    self.on_write(self.tenant)
-            # An aiosqlite connection can be closed only from a greenlet of
-            # the event loop, which is where AsyncSession and AsyncConnection
-            # check connections in. A garbage-collected one is left to SQLAlchemy.
-            if watch is None:
-                if self.retired and in_greenlet():
-                    record.close()
-                return
-            # A statement may have run PRAGMA foreign_keys = OFF: such a
-            # connection is closed instead of going back to the pool.
-            if watch.pop_changed(dbapi_connection) or self.retired:
-                record.close()
+        @event.listens_for(engine, "do_connect")
+        def _on_connect_attempt(dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
+            # Someone may still hold the engine of a dropped tenant, and
+            # opening a connection would create the file again.
+            if self.dropped:
+                raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
 
     @property
     def checked_out(self) -> int:
-        """Connections of this tenant currently checked out (pool and statement)."""
-        return len(self._held)
-
-    def _count_checkout(self) -> None:
-        # Count first, then check: drop() sets the flag first, then counts,
-        # so either this checkout fails or drop() finds it counted.
-        self._held.append(None)
-        if self.dropped:
-            self._held.pop()
-            raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
+        """Connections of this tenant currently checked out (pools, statements, readers)."""
+        return len(self._held) + sum(len(tracker.records) for tracker in self._trackers)
 
     # -- statement connections -------------------------------------------
 
@@ -191,7 +169,7 @@ class TenantEngines:
         A pool checkout costs about twice a point query on SQLite, so
         ``Dorm.exec`` keeps its own small stack of configured connections.
         """
-        # _count_checkout() inlined: this runs on every Dorm.exec call.
+        # Counted first, then checked, as in CheckoutTracker.take().
         self._held.append(None)
         if self.dropped:
             self._held.pop()
@@ -242,7 +220,7 @@ class TenantEngines:
         return connection
 
     def _take_idle(self, idle: deque[sqlite3.Connection]) -> sqlite3.Connection | None:
-        # Counted first, then checked, as in _count_checkout().
+        # Counted first, then checked, as in CheckoutTracker.take().
         self._held.append(None)
         if not self.dropped:
             try:
@@ -312,7 +290,7 @@ class TenantEngines:
     def mark_dropped(self) -> int:
         """Refuse new checkouts and return how many connections are still checked out."""
         self.dropped = True
-        return len(self._held)
+        return self.checked_out
 
     def unmark_dropped(self) -> None:
         self.dropped = False
@@ -346,13 +324,6 @@ def _close_all(connections: deque[sqlite3.Connection]) -> None:
         except IndexError:
             return
         connection.close()
-
-
-def _total_changes(dbapi_connection: Any) -> int:
-    # SQLAlchemy's aiosqlite adapter wraps aiosqlite's connection, whose
-    # total_changes property reads the sqlite3 connection's counter.
-    connection = getattr(dbapi_connection, "_connection", dbapi_connection)
-    return int(connection.total_changes)
 
 
 def _run_coroutine(coroutine: Any) -> None:

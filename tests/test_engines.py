@@ -356,3 +356,84 @@ def test_garbage_collection_during_async_engine_creation(tmp_path: Path) -> None
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "done"
+
+
+def test_checkouts_counted_under_contention(make_dorm) -> None:
+    import threading
+
+    from dorm_sqlalchemy.pool import TenantPool
+
+    # One pooled connection and one overflow for eight threads: checkouts
+    # wait, time out and retry inside the pool.
+    dorm = make_dorm(pool_size=1, engine_options={"max_overflow": 1, "pool_timeout": 0.05})
+    Base.metadata.create_all(dorm.engine("acme"))
+    entry = dorm._engines.get("acme")
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        for _ in range(50):
+            try:
+                with dorm.session("acme") as session:
+                    session.get(Note, 1)
+                    counts.append(entry.checked_out)
+            except Exception as error:  # a pool timeout; the count must stay right
+                errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert isinstance(dorm.engine("acme").pool, TenantPool)
+    assert counts
+    assert max(counts) <= 2
+    assert entry.checked_out == 0
+    assert all("QueuePool limit" in str(error) for error in errors)
+
+
+def test_checkout_after_drop_raises_and_counts_nothing(make_dorm) -> None:
+    from dorm_sqlalchemy.errors import TenantNotFound
+
+    dorm = make_dorm()
+    engine = dorm.engine("acme")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+    entry = dorm._engines.get("acme")
+    dorm.drop("acme")
+
+    with pytest.raises(TenantNotFound, match="dropped"):
+        engine.connect()
+    assert entry.checked_out == 0
+    assert not dorm.exists("acme")
+
+
+@pytest.mark.parametrize("poolclass", ["NullPool", "StaticPool"])
+def test_chosen_pool_is_counted(make_dorm, poolclass: str) -> None:
+    import sqlalchemy.pool
+
+    dorm = make_dorm(engine_options={"poolclass": getattr(sqlalchemy.pool, poolclass)})
+    engine = dorm.engine("acme")
+    entry = dorm._engines.get("acme")
+    connection = engine.connect()
+    connection.exec_driver_sql("SELECT 1")
+
+    assert type(engine.pool).__name__ == poolclass
+    assert entry.checked_out == 1
+    connection.close()
+    assert entry.checked_out == 0
+
+
+def test_pool_counts_after_dispose(make_dorm) -> None:
+    dorm = make_dorm()
+    engine = dorm.engine("acme")
+    entry = dorm._engines.get("acme")
+    held = engine.connect()
+    engine.dispose()  # a new pool; the held connection goes back to the old one
+
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+        assert entry.checked_out == 2
+    held.close()
+    assert entry.checked_out == 0
