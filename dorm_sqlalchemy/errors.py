@@ -146,6 +146,20 @@ class TenantMismatch(DormError):
         )
 
 
+    @classmethod
+    def for_option(cls, session_tenant: str, token: str) -> TenantMismatch:
+        """Return the error for an ``identity_token`` option that names another tenant."""
+        return cls(
+            session_tenant,
+            token,
+            message=(
+                f"identity_token {token!r} does not match this session's tenant "
+                f"{session_tenant!r}: a session loads only its own tenant's rows, so "
+                f"remove the option, or open dorm.session({token!r}) for that tenant"
+            ),
+        )
+
+
 class AsyncLazyLoadError(DormError, sa_exc.MissingGreenlet):
     """An async session tried to load an attribute implicitly, which needs I/O."""
 

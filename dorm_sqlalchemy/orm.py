@@ -86,22 +86,29 @@ class TenantScope:
 class TenantSession(Session):
     """A :class:`~sqlalchemy.orm.Session` bound to one tenant, which tags its objects."""
 
-    def __init__(self, *, tenant: TenantName | None = None, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(
+        self, bind: Any = None, *, tenant: TenantName | None = None, **options: Any
+    ) -> None:
+        super().__init__(bind, **options)
         self.tenant: TenantName | None = tenant
+        # SQLAlchemy 2.1 sessions take execution options of their own.
+        session_options = getattr(self, "execution_options", None) or EMPTY_DICT
+        self._check_token(session_options.get("identity_token"), option=True)
 
     def resolve_tenant(self) -> TenantName:
         """Return the session's tenant (raising when it cannot be known)."""
         assert self.tenant is not None
         return self.tenant
 
-    def _check_token(self, token: object) -> None:
+    def _check_token(self, token: object, *, option: bool = False) -> None:
         # Only the exact string of the tenant passes: a str subclass could
         # claim to be equal to any name.
         if token is None:
             return
         tenant = self.resolve_tenant()
         if type(token) is not str or token != tenant:
+            if option:
+                raise TenantMismatch.for_option(tenant, str(token))
             raise TenantMismatch.for_object(tenant, str(token))
 
     def _execute_internal(
@@ -110,19 +117,27 @@ class TenantSession(Session):
         params: Any = None,
         *,
         execution_options: Any = EMPTY_DICT,
-        **arguments: Any,
+        bind_arguments: Any = None,
+        _parent_execute_state: Any = None,
+        _add_event: Any = None,
+        _scalar_result: bool = False,
     ) -> Any:
         # Every ORM execution passes here: select, get, lazy and refresh
         # loads, DML, flush. get() already put the tenant in its load options,
         # and every other execution gets it here. A do_orm_execute listener
         # could do the same, but SQLAlchemy then builds an ORMExecuteState for
         # each execution, which cost about 8% of a session.get() (measured).
+        # The arguments are spelled out because passing them on as **kwargs
+        # costs more than the rest of this method.
+        self._check_token(execution_options.get("identity_token"), option=True)
         load_options = execution_options.get("_sa_orm_load_options")
-        if load_options is None or load_options._identity_token is None:
+        if load_options is not None and load_options._identity_token is not None:
+            if load_options._identity_token is not self.tenant:
+                self._check_token(load_options._identity_token, option=True)
+        else:
             tenant = self.resolve_tenant()
-            self._check_token(execution_options.get("identity_token"))
             statement_options = getattr(statement, "_execution_options", EMPTY_DICT)
-            self._check_token(statement_options.get("identity_token"))
+            self._check_token(statement_options.get("identity_token"), option=True)
             if load_options is None:
                 # Load options also reach the objects that ORM-enabled
                 # INSERT, UPDATE and DELETE return, which the
@@ -132,16 +147,44 @@ class TenantSession(Session):
                 tagged = {"identity_token": tenant}
             execution_options = {**execution_options, **tagged}
         return super()._execute_internal(
-            statement, params, execution_options=execution_options, **arguments
+            statement,
+            params,
+            execution_options=execution_options,
+            bind_arguments=bind_arguments,
+            _parent_execute_state=_parent_execute_state,
+            _add_event=_add_event,
+            _scalar_result=_scalar_result,
         )
 
-    def get(self, entity: Any, ident: Any, **options: Any) -> Any:
-        self._check_token(options.get("identity_token"))
-        options["identity_token"] = self.resolve_tenant()
-        return super().get(entity, ident, **options)
+    def get(
+        self,
+        entity: Any,
+        ident: Any,
+        *,
+        options: Any = None,
+        populate_existing: bool | None = None,
+        with_for_update: Any = None,
+        identity_token: Any = None,
+        execution_options: Any = EMPTY_DICT,
+        bind_arguments: Any = None,
+    ) -> Any:
+        if identity_token is not None:
+            self._check_token(identity_token, option=True)
+        return super().get(
+            entity,
+            ident,
+            options=options,
+            populate_existing=populate_existing,  # type: ignore[arg-type]
+            with_for_update=with_for_update,
+            identity_token=self.resolve_tenant(),
+            execution_options=execution_options,
+            bind_arguments=bind_arguments,
+        )
 
     def get_one(self, entity: Any, ident: Any, **options: Any) -> Any:
-        self._check_token(options.get("identity_token"))
+        token = options.get("identity_token")
+        if token is not None:
+            self._check_token(token, option=True)
         options["identity_token"] = self.resolve_tenant()
         return super().get_one(entity, ident, **options)
 

@@ -314,9 +314,9 @@ class Dorm:
         lock, for sessions that only read. Other keyword arguments go to
         :class:`~sqlalchemy.orm.Session`.
         """
-        name = canonical_tenant(tenant)
-        engine = self._open(name).engine_for(options.pop("begin", None))
-        return TenantSession(tenant=name, bind=engine, **options)
+        entry = self._open(tenant)
+        engine = entry.engine_for(options.pop("begin")) if "begin" in options else entry.engine
+        return TenantSession(engine, tenant=entry.tenant, **options)
 
     def async_session(self, tenant: str, **options: Any) -> AsyncSession:
         """Return a new :class:`~sqlalchemy.ext.asyncio.AsyncSession` bound to ``tenant``.

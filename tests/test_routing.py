@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+import sqlalchemy
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import scoped_session
 
@@ -344,6 +345,29 @@ def test_statement_identity_token_of_another_tenant_is_refused(
     with two_tenants.session("acme") as session:
         with pytest.raises(TenantMismatch):
             session.scalars(statement).all()
+
+
+@pytest.mark.parametrize("method", ["get", "get_one"])
+def test_get_with_foreign_token_option_raises(two_tenants: Dorm, method: str) -> None:
+    with two_tenants.session("acme") as session:
+        with pytest.raises(TenantMismatch, match="identity_token 'globex'"):
+            getattr(session, method)(Note, 1, execution_options={"identity_token": "globex"})
+
+
+def test_refresh_with_foreign_token_option_raises(two_tenants: Dorm) -> None:
+    with two_tenants.session("acme") as session:
+        session.get(Note, 1)
+        with pytest.raises(TenantMismatch):
+            session.get(
+                Note, 1, populate_existing=True, execution_options={"identity_token": "globex"}
+            )
+
+
+def test_session_with_foreign_token_option_raises(two_tenants: Dorm) -> None:
+    if sqlalchemy.__version__.startswith("2.0."):
+        pytest.skip("sessions take execution options from SQLAlchemy 2.1 on")
+    with pytest.raises(TenantMismatch, match="dorm.session\\('globex'\\)"):
+        two_tenants.session("acme", execution_options={"identity_token": "globex"})
 
 
 def test_own_identity_token_accepted(two_tenants: Dorm) -> None:
