@@ -26,10 +26,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .connections import (
-    BEGIN_OPTION,
     ConnectionSettings,
-    begin_statement,
     configure_dbapi_connection,
+    engine_with_begin,
     install_connection_events,
     is_busy_error,
 )
@@ -129,8 +128,7 @@ class TenantEngines:
             return self.engine
         engine = self._engines_by_begin.get(begin)
         if engine is None:
-            begin_statement(begin)
-            engine = self.engine.execution_options(**{BEGIN_OPTION: begin})
+            engine = engine_with_begin(self.engine, begin)
             self._engines_by_begin[begin] = engine
         return engine
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import sessionmaker
 
 from . import lifecycle
-from .connections import BEGIN_MODES, BEGIN_OPTION, SYNCHRONOUS_MODES, ConnectionSettings
+from .connections import BEGIN_MODES, SYNCHRONOUS_MODES, ConnectionSettings, engine_with_begin
 from .cursor import AsyncCursor, Cursor
 from .engines import DEFAULT_MAX_ENGINES, DEFAULT_POOL_SIZE, EngineCache, TenantEngines
 from .errors import DormError, RegistryClosed, TenantNotFound
@@ -629,12 +629,12 @@ def _loop_is_running() -> bool:
     return True
 
 
-def _with_begin(engine: Any, begin: str | None) -> Any:
+def _with_begin(engine: AsyncEngine, begin: str | None) -> AsyncEngine:
     if begin is None:
         return engine
     if begin not in BEGIN_MODES:
         raise ValueError(f"invalid begin {begin!r}: use one of {', '.join(BEGIN_MODES)}")
-    return engine.execution_options(**{BEGIN_OPTION: begin})
+    return AsyncEngine(engine_with_begin(engine.sync_engine, begin))
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -156,6 +156,30 @@ def test_begin_mode_per_session(dorm: Dorm) -> None:
     assert begins == ["BEGIN DEFERRED"]
 
 
+def test_session_begin_mode_stays_with_session(make_dorm) -> None:
+    dorm = make_dorm(pool_size=1)
+    begins = capture_begins(dorm.engine("acme"))
+    for begin in ["deferred", None, "exclusive", None]:
+        options = {} if begin is None else {"begin": begin}
+        with dorm.session("acme", **options) as session:
+            session.execute(text("SELECT 1"))
+
+    assert begins == ["BEGIN DEFERRED", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "BEGIN IMMEDIATE"]
+
+
+def test_connection_begin_option_beats_session_begin(dorm: Dorm) -> None:
+    begins = capture_begins(dorm.engine("acme"))
+    with dorm.session("acme", begin="deferred") as session:
+        session.connection(execution_options={"dorm_begin": "exclusive"})
+
+    assert begins == ["BEGIN EXCLUSIVE"]
+
+
+def test_session_begin_mode_is_validated(dorm: Dorm) -> None:
+    with pytest.raises(ValueError, match="invalid begin mode 'lazy'"):
+        dorm.session("acme", begin="lazy")
+
+
 def test_autocommit_isolation_emits_no_begin(dorm: Dorm) -> None:
     engine = dorm.engine("acme")
     begins = capture_begins(engine)
