@@ -91,9 +91,25 @@ class TenantSession(Session):
     ) -> None:
         super().__init__(bind, **options)
         self.tenant: TenantName | None = tenant
-        # SQLAlchemy 2.1 sessions take execution options of their own.
-        session_options = getattr(self, "execution_options", None) or EMPTY_DICT
-        self._check_token(session_options.get("identity_token"), option=True)
+        if options.get("execution_options"):
+            # SQLAlchemy 2.1 sessions take execution options of their own.
+            self._check_session_token(self.execution_options.get("identity_token"))
+
+    def _check_session_token(self, token: object) -> None:
+        if token is None:
+            return
+        if self.tenant is None:
+            raise TenantMismatch(
+                "(none yet)",
+                str(token),
+                message=(
+                    f"identity_token {str(token)!r} cannot be checked against a routed "
+                    "session's tenant before that tenant is known: remove the option, "
+                    "since every session already tags its objects with its tenant"
+                ),
+            )
+        if type(token) is not str or token != self.tenant:
+            raise TenantMismatch.for_option(self.tenant, str(token))
 
     def resolve_tenant(self) -> TenantName:
         """Return the session's tenant (raising when it cannot be known)."""
@@ -129,7 +145,9 @@ class TenantSession(Session):
         # each execution, which cost about 8% of a session.get() (measured).
         # The arguments are spelled out because passing them on as **kwargs
         # costs more than the rest of this method.
-        self._check_token(execution_options.get("identity_token"), option=True)
+        token = execution_options.get("identity_token")
+        if token is not None:
+            self._check_token(token, option=True)
         load_options = execution_options.get("_sa_orm_load_options")
         if load_options is not None and load_options._identity_token is not None:
             if load_options._identity_token is not self.tenant:
@@ -140,9 +158,12 @@ class TenantSession(Session):
             self._check_token(statement_options.get("identity_token"), option=True)
             if load_options is None:
                 # Load options also reach the objects that ORM-enabled
-                # INSERT, UPDATE and DELETE return, which the
-                # identity_token option does not.
+                # INSERT, UPDATE and DELETE return. The identity_token option
+                # is what those statements use to find the session's objects
+                # that they change or delete.
                 tagged = {"_sa_orm_load_options": _tenant_load_options(tenant)}
+                if statement.is_dml:
+                    tagged["identity_token"] = tenant
             else:
                 tagged = {"identity_token": tenant}
             execution_options = {**execution_options, **tagged}
@@ -181,6 +202,16 @@ class TenantSession(Session):
             bind_arguments=bind_arguments,
         )
 
+    def bulk_save_objects(self, objects: Any, *args: Any, **options: Any) -> None:
+        # Unlike add(), bulk saves never attach their objects, so nothing
+        # else checks that a persistent object belongs to this tenant.
+        objects = list(objects)
+        for instance in objects:
+            key = inspect(instance).key
+            if key is not None and key[2] is not None:
+                self._check_token(key[2])
+        super().bulk_save_objects(objects, *args, **options)
+
     def get_one(self, entity: Any, ident: Any, **options: Any) -> Any:
         token = options.get("identity_token")
         if token is not None:
@@ -207,11 +238,11 @@ def _check_attach(session: Session, instance: object) -> None:
 def _tag_new_objects(session: Session, flush_context: Any, instances: Any) -> None:
     if not isinstance(session, TenantSession):
         return
+    # A new object becomes a row of this tenant, even when make_transient()
+    # made it from a row of another tenant.
     tenant = session.resolve_tenant()
     for instance in session.new:
-        state = inspect(instance)
-        if state.identity_token is None:
-            state.identity_token = tenant
+        inspect(instance).identity_token = tenant
 
 
 event.listen(TenantSession, "before_attach", _check_attach)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from sqlalchemy import func, inspect, select, text
-from sqlalchemy.orm import scoped_session
+from sqlalchemy import delete, func, inspect, select, text, update
+from sqlalchemy.orm import make_transient, scoped_session
 
 from dorm_sqlalchemy import Dorm, NoCurrentTenant, TenantMismatch
 from tests.models import Author, Base, Book, Note
@@ -376,3 +376,76 @@ def test_own_identity_token_accepted(two_tenants: Dorm) -> None:
         note = session.scalars(statement).one()
 
     assert inspect(note).identity_token == "acme"
+
+
+BULK_CHANGES = {
+    "update by primary key": lambda session: session.execute(
+        update(Note), [{"id": 1, "body": "changed"}]
+    ),
+    "update, fetch": lambda session: session.execute(
+        update(Note).where(Note.id == 1).values(body="changed"),
+        execution_options={"synchronize_session": "fetch"},
+    ),
+    "update, evaluate": lambda session: session.execute(
+        update(Note).where(Note.id == 1).values(body="changed")
+    ),
+}
+
+
+@pytest.mark.parametrize("change", BULK_CHANGES.values(), ids=list(BULK_CHANGES))
+def test_bulk_update_refreshes_session_objects(two_tenants: Dorm, change: Any) -> None:
+    with two_tenants.session("acme") as session:
+        note = session.get(Note, 1)
+        change(session)
+
+        assert note.body == "changed"
+
+
+@pytest.mark.parametrize("strategy", ["fetch", "evaluate"])
+def test_bulk_delete_removes_session_objects(two_tenants: Dorm, strategy: str) -> None:
+    with two_tenants.session("acme") as session:
+        note = session.get(Note, 1)
+        session.execute(
+            delete(Note).where(Note.id == 1),
+            execution_options={"synchronize_session": strategy},
+        )
+
+        assert inspect(note).deleted
+        assert session.get(Note, 1) is None
+
+
+def test_transient_copy_becomes_row_of_new_tenant(two_tenants: Dorm) -> None:
+    with two_tenants.session("acme", expire_on_commit=False) as session:
+        note = session.get(Note, 1)
+    make_transient(note)
+    note.id = 7
+    with two_tenants.session("globex", expire_on_commit=False) as session, session.begin():
+        session.add(note)
+
+    assert inspect(note).identity_token == "globex"
+    with two_tenants.session("acme") as session:
+        with pytest.raises(TenantMismatch):
+            session.add(note)
+
+
+def test_bulk_save_of_another_tenants_object_raises(two_tenants: Dorm) -> None:
+    with two_tenants.session("acme", expire_on_commit=False) as session:
+        note = session.get(Note, 1)
+    note.body = "acme data"
+
+    with two_tenants.session("globex") as session:
+        with pytest.raises(TenantMismatch):
+            session.bulk_save_objects([note])
+    assert two_tenants.exec("globex", "SELECT body FROM notes WHERE id = 1").scalar() == "globex secret"
+
+
+def test_routed_factory_with_own_token_works(two_tenants: Dorm) -> None:
+    if sqlalchemy.__version__.startswith("2.0."):
+        pytest.skip("sessions take execution options from SQLAlchemy 2.1 on")
+    factory = two_tenants.sessionmaker(execution_options={"identity_token": "acme"})
+    with two_tenants.tenant("acme"), factory() as session:
+        note = session.get(Note, 1)
+
+    assert note.body == "acme secret"
+    with pytest.raises(TenantMismatch, match="routed session"):
+        factory()
