@@ -8,6 +8,7 @@ import os
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -139,6 +140,10 @@ class Dorm:
         self._engines = EngineCache(max_engines)
         self._retired: list[TenantEngines] = []
         self._retired_lock = threading.Lock()
+        # Every entry still in use anywhere: an engine or session held by the
+        # application keeps its entry alive after the cache let it go, and
+        # drop() must stop that one too.
+        self._live: weakref.WeakSet[TenantEngines] = weakref.WeakSet()
         self._disposals: set[asyncio.Task[None]] = set()
         self._open_locks = [threading.Lock() for _ in range(_OPEN_LOCK_STRIPES)]
         self._migrator = _make_migrator(migrations)
@@ -237,6 +242,8 @@ class Dorm:
                 except BaseException:
                     entry.dispose()
                     raise
+            with self._retired_lock:
+                self._live.add(entry)
             evicted = self._engines.put(entry)
 
         for old in evicted:
@@ -274,13 +281,9 @@ class Dorm:
         return self._open_locks[hash(tenant) % _OPEN_LOCK_STRIPES]
 
     def _entries_of(self, tenant: TenantName) -> list[TenantEngines]:
-        """Return the cached and the retired engines of ``tenant``."""
+        """Return every engine entry of ``tenant`` still in use: cached, retired or held."""
         with self._retired_lock:
-            entries = [entry for entry in self._retired if entry.tenant == tenant]
-        cached = self._engines.get(tenant)
-        if cached is not None:
-            entries.append(cached)
-        return entries
+            return [entry for entry in self._live if entry.tenant == tenant]
 
     def _sweep_retired(self) -> None:
         """Dispose the async engines of retired tenants that have no connection checked out."""

@@ -240,6 +240,36 @@ def test_drop_sees_evicted_engine_in_use(make_dorm) -> None:
     assert dorm.exec("acme", "SELECT count(*) FROM t").scalar() == 1
 
 
+def test_drop_sees_held_engine_evicted_while_idle(make_dorm) -> None:
+    from sqlalchemy import text
+
+    dorm = make_dorm(max_engines=1)
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    engine = dorm.engine("acme")
+    dorm.exec("globex", "SELECT 1")  # evicts acme with nothing checked out
+
+    with engine.connect() as connection:
+        connection.execute(text("INSERT INTO t VALUES (1)"))
+        with pytest.raises(TenantInUse):
+            dorm.drop("acme")
+        connection.commit()
+
+    assert dorm.exec("acme", "SELECT count(*) FROM t").scalar() == 1
+
+
+def test_held_engine_of_dropped_tenant_creates_no_file(make_dorm) -> None:
+    dorm = make_dorm(max_engines=1)
+    engine = dorm.engine("acme")
+    with engine.connect():
+        pass
+    dorm.exec("globex", "SELECT 1")  # evicts acme
+    dorm.drop("acme")
+
+    with pytest.raises(TenantNotFound):
+        engine.connect()
+    assert not dorm.exists("acme")
+
+
 def test_drop_racing_with_use_never_breaks(make_dorm) -> None:
     import sqlalchemy.exc
 
