@@ -406,4 +406,9 @@ def is_busy_error(error: BaseException | None) -> bool:
     code = getattr(error, "sqlite_errorcode", None)
     if code is None:
         return False
+    # SQLite also returns SQLITE_BUSY when COMMIT or RELEASE meets a
+    # statement of the same connection that is still running, and no retry
+    # cures that.
+    if "statements in progress" in str(error):
+        return False
     return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)

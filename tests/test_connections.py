@@ -277,6 +277,19 @@ def test_locked_tenant_raises_tenant_busy_from_exec(make_dorm) -> None:
         blocker.close()
 
 
+def test_commit_over_unread_returning_is_not_busy(dorm: Dorm) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    with dorm.engine("acme").connect() as connection:
+        result = connection.exec_driver_sql("INSERT INTO t VALUES (1), (2) RETURNING x")
+        result.fetchone()
+        with pytest.raises(OperationalError, match="statements in progress") as raised:
+            connection.commit()
+
+    assert not isinstance(raised.value, TenantBusy)
+
+
 def test_writer_waits_for_lock_within_timeout(make_dorm) -> None:
     dorm = make_dorm(busy_timeout=5)
     dorm.exec("acme", "CREATE TABLE t (x)")
