@@ -34,7 +34,13 @@ from .connections import (
 )
 from .errors import TenantBusy, TenantNotFound
 from .naming import TenantName
-from .pool import AsyncTenantPool, CheckoutTracker, TenantPool, track_with_events
+from .pool import (
+    AsyncTenantPool,
+    CheckoutTracker,
+    TenantPool,
+    track_detached,
+    track_with_events,
+)
 from .storage import TenantStorage
 
 __all__ = ["DEFAULT_MAX_ENGINES", "DEFAULT_POOL_SIZE", "EngineCache", "TenantEngines"]
@@ -146,6 +152,7 @@ class TenantEngines:
             engine.pool.tracker = tracker
         else:
             track_with_events(engine, tracker)
+        track_detached(engine, tracker)
 
         @event.listens_for(engine, "do_connect")
         def _on_connect_attempt(dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
@@ -157,7 +164,7 @@ class TenantEngines:
     @property
     def checked_out(self) -> int:
         """Connections of this tenant currently checked out (pools, statements, readers)."""
-        return len(self._held) + sum(len(tracker.records) for tracker in self._trackers)
+        return len(self._held) + sum(tracker.count for tracker in self._trackers)
 
     # -- statement connections -------------------------------------------
 
@@ -167,7 +174,7 @@ class TenantEngines:
         A pool checkout costs about twice a point query on SQLite, so
         ``Dorm.exec`` keeps its own small stack of configured connections.
         """
-        # Counted first, then checked, as in CheckoutTracker.take().
+        # Counted first, then checked, as in CheckoutTracker.check_dropped().
         self._held.append(None)
         if self.dropped:
             self._held.pop()
@@ -218,7 +225,7 @@ class TenantEngines:
         return connection
 
     def _take_idle(self, idle: deque[sqlite3.Connection]) -> sqlite3.Connection | None:
-        # Counted first, then checked, as in CheckoutTracker.take().
+        # Counted first, then checked, as in CheckoutTracker.check_dropped().
         self._held.append(None)
         if not self.dropped:
             try:

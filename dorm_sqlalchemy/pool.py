@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from .connections import SettingsWatch
     from .engines import TenantEngines
 
-__all__ = ["AsyncTenantPool", "CheckoutTracker", "TenantPool", "total_changes", "track_with_events"]
+__all__ = [
+    "AsyncTenantPool",
+    "CheckoutTracker",
+    "TenantPool",
+    "total_changes",
+    "track_detached",
+    "track_with_events",
+]
 
 
 class CheckoutTracker:
@@ -39,45 +46,51 @@ class CheckoutTracker:
         """The sync engine's settings watch, or ``None`` for an async engine."""
 
         self.records: set[int] = set()
-        """``id()`` of each pool entry checked out now."""
+        """``id()`` of each entry a :class:`TenantPool` has handed out."""
 
-    def take(self, record: ConnectionPoolEntry) -> None:
-        """Count ``record`` as checked out, or raise TenantNotFound if the tenant was dropped."""
-        # Count first, then check: drop() sets its flag first, then counts,
-        # so either this checkout fails or drop() finds it counted.
-        key = id(record)
-        self.records.add(key)
+        self.held: list[None] = []
+        """One element per checkout that pool events reported."""
+
+        self.detached: list[None] = []
+        """One element per detached connection that is still open."""
+
+    @property
+    def count(self) -> int:
+        """Connections of this engine in use now."""
+        return len(self.records) + len(self.held) + len(self.detached)
+
+    def check_dropped(self) -> None:
+        """Raise TenantNotFound if the tenant was dropped (called after counting a checkout).
+
+        drop() sets its flag first, then counts, so either the checkout
+        fails here or drop() finds it counted.
+        """
         if self.owner.dropped:
-            self.records.discard(key)
             raise TenantNotFound(self.owner.tenant, "it was dropped while this engine was in use")
 
-    def give_back(self, record: ConnectionPoolEntry) -> None:
-        """Screen ``record`` as it is checked in, then stop counting it."""
-        key = id(record)
-        if key not in self.records:
-            return
-        try:
-            dbapi_connection = record.dbapi_connection
-            if dbapi_connection is None:
-                return
-            owner = self.owner
+    def screen(self, record: ConnectionPoolEntry) -> None:
+        """Report the writes of a connection being checked in, and close it if it must not be reused."""
+        owner = self.owner
+        dbapi_connection = record.dbapi_connection
+        if dbapi_connection is None:
+            # Invalidated or detached: its writes can no longer be counted.
             if owner.on_write is not None:
-                self._report_changes(record, dbapi_connection)
+                owner.on_write(owner.tenant)
+            return
+        if owner.on_write is not None:
+            self._report_changes(record, dbapi_connection)
 
-            watch = self.watch
-            if watch is None:
-                # An aiosqlite connection can be closed only from a greenlet
-                # of the event loop, which is where AsyncSession and
-                # AsyncConnection check connections in. A garbage-collected
-                # one is left to SQLAlchemy.
-                if owner.retired and in_greenlet():
-                    record.close()
-            elif owner.retired or (watch.changed and watch.pop_changed(dbapi_connection)):
-                # A statement may have run PRAGMA foreign_keys = OFF: such
-                # a connection is closed instead of going back to the pool.
+        watch = self.watch
+        if watch is None:
+            # An aiosqlite connection can be closed only from a greenlet of
+            # the event loop, which is where AsyncSession and AsyncConnection
+            # check connections in. A garbage-collected one is left to SQLAlchemy.
+            if owner.retired and in_greenlet():
                 record.close()
-        finally:
-            self.records.discard(key)
+        elif owner.retired or (watch.changed and watch.pop_changed(dbapi_connection)):
+            # A statement may have run PRAGMA foreign_keys = OFF: such a
+            # connection is closed instead of going back to the pool.
+            record.close()
 
     def _report_changes(self, record: ConnectionPoolEntry, dbapi_connection: Any) -> None:
         # The pool entry's info lives as long as its DBAPI connection, so a
@@ -96,21 +109,29 @@ class TenantPool(QueuePool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         record = QueuePool._do_get(self)
-        tracker = self.tracker
+        records = self.tracker.records
+        key = id(record)
         # QueuePool retries by calling _do_get() again, so the entry may
         # have been counted by the inner call already.
-        if id(record) not in tracker.records:
-            try:
-                tracker.take(record)
-            except BaseException:
-                QueuePool._do_return_conn(self, record)
-                raise
+        if key in records:
+            return record
+        records.add(key)
+        try:
+            self.tracker.check_dropped()
+        except BaseException:
+            records.discard(key)
+            QueuePool._do_return_conn(self, record)
+            raise
         return record
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        records = self.tracker.records
+        key = id(record)
         try:
-            self.tracker.give_back(record)
+            if key in records:
+                self.tracker.screen(record)
         finally:
+            records.discard(key)
             QueuePool._do_return_conn(self, record)
 
     def recreate(self) -> QueuePool:
@@ -124,16 +145,45 @@ class AsyncTenantPool(TenantPool, AsyncAdaptedQueuePool):
     """The :class:`TenantPool` of an async engine."""
 
 
+def track_detached(engine: Engine, tracker: CheckoutTracker) -> None:
+    """Count the connections detached from ``engine``'s pool until they are closed."""
+    pooled = isinstance(engine.pool, TenantPool)
+
+    @event.listens_for(engine, "detach")
+    def _on_detach(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # A TenantPool stopped counting the entry when detach() gave it back;
+        # pool events see no checkin for it.
+        tracker.detached.append(None)
+        if not pooled:
+            tracker.held.pop()
+
+    @event.listens_for(engine, "close_detached")
+    def _on_close_detached(dbapi_connection: Any) -> None:
+        tracker.detached.pop()
+        owner = tracker.owner
+        if owner.on_write is not None:
+            owner.on_write(owner.tenant)
+
+
 def track_with_events(engine: Engine, tracker: CheckoutTracker) -> None:
-    """Report the checkouts of an engine whose pool is not a :class:`TenantPool`."""
+    """Report the checkouts of an engine whose pool is not a :class:`TenantPool`.
+
+    Pools such as StaticPool hand the same entry to several checkouts at
+    once, so these are counted one by one rather than by entry. SQLAlchemy
+    sends a checkin even for a checkout that a listener failed.
+    """
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-        tracker.take(record)
+        tracker.held.append(None)
+        tracker.check_dropped()
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        tracker.give_back(record)
+        try:
+            tracker.screen(record)
+        finally:
+            tracker.held.pop()
 
 
 def total_changes(dbapi_connection: Any) -> int:

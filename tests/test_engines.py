@@ -416,13 +416,20 @@ def test_chosen_pool_is_counted(make_dorm, poolclass: str) -> None:
     dorm = make_dorm(engine_options={"poolclass": getattr(sqlalchemy.pool, poolclass)})
     engine = dorm.engine("acme")
     entry = dorm._engines.get("acme")
-    connection = engine.connect()
-    connection.exec_driver_sql("SELECT 1")
+    first = engine.connect()
+    first.exec_driver_sql("SELECT 1")
+    first.commit()
+    second = engine.connect()
 
     assert type(engine.pool).__name__ == poolclass
+    assert entry.checked_out == 2
+    second.close()
     assert entry.checked_out == 1
-    connection.close()
-    assert entry.checked_out == 0
+    first.close()
+    if poolclass != "StaticPool":
+        # StaticPool hands one entry to both checkouts, so SQLAlchemy checks
+        # in only the first of them ("Double checkin attempted").
+        assert entry.checked_out == 0
 
 
 def test_pool_counts_after_dispose(make_dorm) -> None:
@@ -436,4 +443,20 @@ def test_pool_counts_after_dispose(make_dorm) -> None:
         connection.exec_driver_sql("SELECT 1")
         assert entry.checked_out == 2
     held.close()
+    assert entry.checked_out == 0
+
+
+def test_detached_connection_counted_until_closed(make_dorm) -> None:
+    from dorm_sqlalchemy import TenantInUse
+
+    dorm = make_dorm()
+    engine = dorm.engine("acme")
+    entry = dorm._engines.get("acme")
+    connection = engine.connect()
+    connection.connection.detach()  # leaves the pool; closing the Connection closes it
+
+    assert entry.checked_out == 1
+    with pytest.raises(TenantInUse):
+        dorm.drop("acme")
+    connection.close()
     assert entry.checked_out == 0

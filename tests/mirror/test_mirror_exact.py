@@ -172,6 +172,23 @@ def test_every_write_path_mirrored(mirrored: Dorm, aggregate_url: str) -> None:
     assert bodies == ["orm", "core", "raw", "routed", "async"]
 
 
+def test_writes_of_lost_connections_mirrored(mirrored: Dorm, aggregate_url: str) -> None:
+    Base.metadata.create_all(mirrored.engine("acme"))
+    engine = mirrored.engine("acme")
+    with engine.connect() as connection:
+        connection.execute(Note.__table__.insert().values(id=1, body="then invalidated"))
+        connection.commit()
+        connection.invalidate()
+    with engine.connect() as connection:
+        connection.execute(Note.__table__.insert().values(id=2, body="then detached"))
+        connection.commit()
+        connection.connection.detach()
+    mirrored.mirror.flush(10)
+
+    bodies = [row[2] for row in aggregate_rows(aggregate_url, "notes")]
+    assert bodies == ["then invalidated", "then detached"]
+
+
 def test_updates_and_deletes_in_order(mirrored: Dorm, aggregate_url: str) -> None:
     mirrored.exec("acme", "CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)")
     mirrored.mirror.flush(10)
