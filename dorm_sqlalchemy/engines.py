@@ -18,11 +18,12 @@ import sqlite3
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .connections import (
@@ -100,6 +101,9 @@ class TenantEngines:
         self._readers: deque[sqlite3.Connection] = deque()
         self._reader_authorizer: Callable[..., int] | None = None
 
+        self.file_exists = not storage.in_memory and storage.exists(tenant)
+        """Whether the tenant's file existed once; from then on no connection creates it."""
+
         self.engine = self._create_sync_engine(storage.sync_url(tenant))
 
     # -- engines ---------------------------------------------------------
@@ -155,11 +159,28 @@ class TenantEngines:
         track_detached(engine, tracker)
 
         @event.listens_for(engine, "do_connect")
-        def _on_connect_attempt(dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
+        def _on_connect_attempt(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
             # Someone may still hold the engine of a dropped tenant, and
             # opening a connection would create the file again.
             if self.dropped:
                 raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
+            if self.file_exists and not cparams.get("uri"):
+                # Opened with mode=rw, a file that drop() (or anyone) deleted
+                # in the meantime is reported instead of being created empty.
+                cargs[0] = _read_write_uri(cargs[0])
+                cparams["uri"] = True
+            return None
+
+        @event.listens_for(engine, "handle_error")
+        def _on_error(context: ExceptionContext) -> BaseException | None:
+            opening = context.connection is None
+            if opening and self.file_exists and not self.storage.exists(self.tenant):
+                return TenantNotFound(self.tenant, _MISSING_FILE)
+            return None
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, record: Any) -> None:
+            self.file_exists = not self.storage.in_memory
 
     @property
     def checked_out(self) -> int:
@@ -251,7 +272,13 @@ class TenantEngines:
         self._held.pop()
 
     def _open_statement_connection(self) -> sqlite3.Connection:
-        connection = self.storage.connect(self.tenant)
+        try:
+            connection = self.storage.connect(self.tenant, create=not self.file_exists)
+        except sqlite3.OperationalError as error:
+            if not self.storage.exists(self.tenant):
+                raise TenantNotFound(self.tenant, _MISSING_FILE) from error
+            raise
+        self.file_exists = not self.storage.in_memory
         try:
             configure_dbapi_connection(
                 connection, self.settings, tenant=self.tenant, in_memory=self.storage.in_memory
@@ -320,6 +347,14 @@ class TenantEngines:
         self.retire()
         if self._async_engine is not None:
             await self._async_engine.dispose()
+
+
+_MISSING_FILE = "its database file is gone (dropped, or deleted by another process)"
+
+
+def _read_write_uri(path: str) -> str:
+    """Return the SQLite URI that opens the database file at ``path`` without creating it."""
+    return Path(path).as_uri() + "?mode=rw"
 
 
 def _close_all(connections: deque[sqlite3.Connection]) -> None:

@@ -270,6 +270,48 @@ def test_held_engine_of_dropped_tenant_creates_no_file(make_dorm) -> None:
     assert not dorm.exists("acme")
 
 
+def test_drop_during_connect_creates_no_file(make_dorm) -> None:
+    from sqlalchemy import event
+
+    dorm = make_dorm()
+    engine = dorm.engine("acme")
+    with engine.connect():
+        pass
+    engine.dispose()  # the next checkout opens a new connection
+
+    @event.listens_for(engine, "do_connect")
+    def drop_meanwhile(dialect, record, cargs, cparams) -> None:
+        dorm.drop("acme")
+
+    with pytest.raises(TenantNotFound):
+        engine.connect()
+    assert not dorm.exists("acme")
+
+
+@pytest.mark.parametrize("use", ["session", "exec"])
+def test_deleted_file_is_not_recreated_empty(make_dorm, use: str) -> None:
+    import os
+
+    from sqlalchemy import text
+
+    dorm = make_dorm()
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    with dorm.session("acme") as session:
+        session.execute(text("SELECT 1"))
+    dorm.engine("acme").dispose()
+    dorm._engines.get("acme")._close_statement_connections()
+    for path in dorm.path("acme").parent.glob("acme.db*"):
+        os.unlink(path)  # another process deletes the tenant's files
+
+    with pytest.raises(TenantNotFound, match="database file is gone"):
+        if use == "session":
+            with dorm.session("acme") as session:
+                session.execute(text("SELECT 1"))
+        else:
+            dorm.exec("acme", "SELECT 1")
+    assert not dorm.exists("acme")
+
+
 def test_drop_racing_with_use_never_breaks(make_dorm) -> None:
     import sqlalchemy.exc
 
