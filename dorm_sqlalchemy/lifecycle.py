@@ -59,7 +59,12 @@ def drop(dorm: Dorm, tenant: TenantName, *, missing_ok: bool) -> None:
         cached = dorm._engines.pop(tenant)
         for entry in entries:
             if entry is cached:
-                entry.dispose()
+                entry.retire()
+                if entry.has_async_engine:
+                    # Inside a running event loop the aiosqlite connections
+                    # close in a task, after the files are gone. POSIX lets a
+                    # file be deleted while connections to it are open.
+                    dorm._dispose_async_engine(entry)
         dorm._migrated.discard(tenant)
 
         if not dorm.storage.exists(tenant):

@@ -134,3 +134,15 @@ async def test_async_session_with_begin_mode(make_dorm) -> None:
     async with dorm.async_session("acme", begin="deferred") as session:
         assert (await session.execute(text("SELECT 1"))).scalar() == 1
     await dorm.aclose()
+
+
+async def test_drop_inside_event_loop_after_async_use(make_dorm) -> None:
+    dorm = make_dorm()
+    async with dorm.async_session("acme") as session:
+        assert (await session.execute(text("SELECT 1"))).scalar() == 1
+
+    dorm.drop("acme")
+
+    assert not dorm.exists("acme")
+    assert "acme" not in dorm._engines
+    await dorm.aclose()
