@@ -321,9 +321,12 @@ class _TransactionControl:
 
         dialect.do_begin = do_begin
         dialect.set_isolation_level = set_isolation_level
-        if not dialect.is_async:
-            dialect.do_commit = _end_transaction("COMMIT")
-            dialect.do_rollback = _end_transaction("ROLLBACK")
+        if dialect.is_async:
+            dialect.do_commit = _commit_or_roll_back(_commit_adapted, _roll_back_adapted)
+        else:
+            rollback = _end_transaction("ROLLBACK")
+            dialect.do_commit = _commit_or_roll_back(_end_transaction("COMMIT"), rollback)
+            dialect.do_rollback = rollback
 
     def forget(self, dbapi_connection: Any) -> None:
         """Drop the state of a DBAPI connection that is being closed or was just opened."""
@@ -347,6 +350,39 @@ def _end_transaction(statement: str) -> Callable[[Any], None]:
             raw.execute(statement)
 
     return end
+
+
+def _commit_or_roll_back(
+    commit: Callable[[Any], None], rollback: Callable[[Any], None]
+) -> Callable[[Any], None]:
+    """Return a ``do_commit`` that rolls back when COMMIT fails.
+
+    SQLite keeps the transaction open after a failed COMMIT (a deferred
+    foreign key, say), while SQLAlchemy treats it as over and checks the
+    connection in without a rollback. The pooled connection would then keep
+    the write lock, and every other writer of the tenant would wait out its
+    busy timeout.
+    """
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        except BaseException:
+            try:
+                rollback(dbapi_connection)
+            except Exception:
+                logger.warning("ROLLBACK after a failed COMMIT failed as well", exc_info=True)
+            raise
+
+    return do_commit
+
+
+def _commit_adapted(dbapi_connection: Any) -> None:
+    dbapi_connection.commit()
+
+
+def _roll_back_adapted(dbapi_connection: Any) -> None:
+    dbapi_connection.rollback()
 
 
 _BEGIN_STATEMENTS = {mode: f"BEGIN {mode.upper()}" for mode in BEGIN_MODES}

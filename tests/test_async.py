@@ -146,3 +146,27 @@ async def test_drop_inside_event_loop_after_async_use(make_dorm) -> None:
     assert not dorm.exists("acme")
     assert "acme" not in dorm._engines
     await dorm.aclose()
+
+
+async def test_failed_async_commit_releases_write_lock(make_dorm) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    dorm = make_dorm(busy_timeout=0.2)
+    dorm.exec("acme", "CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    dorm.exec(
+        "acme",
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+        "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    async with dorm.async_session("acme") as session:
+        await session.execute(text("INSERT INTO child VALUES (1, 99)"))
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            await session.commit()
+
+    async with dorm.async_session("acme") as session:
+        await session.execute(text("INSERT INTO parent VALUES (1)"))
+        await session.commit()
+
+    assert dorm.exec("acme", "SELECT count(*) FROM parent").scalar() == 1
+    await dorm.aclose()
+

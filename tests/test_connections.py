@@ -398,3 +398,26 @@ def test_pooled_connection_closed_after_a_setting_pragma(make_dorm) -> None:
 
     with engine.connect() as connection:
         assert connection.connection.driver_connection is not first
+
+
+def test_failed_commit_releases_write_lock(make_dorm) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    dorm = make_dorm(busy_timeout=0.2)
+    dorm.exec("acme", "CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    dorm.exec(
+        "acme",
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+        "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    with dorm.session("acme") as session:
+        session.execute(text("INSERT INTO child VALUES (1, 99)"))
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            session.commit()
+
+    with dorm.session("acme") as session:
+        session.execute(text("INSERT INTO parent VALUES (1)"))
+        session.commit()
+
+    assert dorm.exec("acme", "SELECT count(*) FROM parent").scalar() == 1
+    assert dorm.exec("acme", "SELECT count(*) FROM child").scalar() == 0
