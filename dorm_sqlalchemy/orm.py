@@ -36,6 +36,7 @@ try:
 except ImportError:  # SQLAlchemy 2.0 names it await_only
     from sqlalchemy.util.concurrency import await_only as await_
 
+from .connections import engine_with_begin
 from .errors import AsyncLazyLoadError, NoCurrentTenant, TenantMismatch
 from .naming import TenantName
 
@@ -252,7 +253,7 @@ event.listen(TenantSession, "before_flush", _tag_new_objects)
 class RoutedSession(TenantSession):
     """A :class:`TenantSession` that takes its tenant from the current ``dorm.tenant(...)``."""
 
-    def __init__(self, *, dorm: Dorm, **options: Any) -> None:
+    def __init__(self, *, dorm: Dorm, begin: str | None = None, **options: Any) -> None:
         if options.get("bind") is not None or options.get("binds"):
             raise TypeError(
                 "a routed session takes its bind from the current tenant: remove "
@@ -260,9 +261,11 @@ class RoutedSession(TenantSession):
             )
         options.pop("bind", None)
         options.pop("binds", None)
-        super().__init__(tenant=dorm.current_tenant, **options)
         self.dorm = dorm
+        self.begin_mode = begin
+        """The begin mode of this session's transactions, or ``None`` for the registry's default."""
         self._engine: Any = None
+        super().__init__(tenant=dorm.current_tenant, **options)
 
     def resolve_tenant(self) -> TenantName:
         current = self.dorm.current_tenant
@@ -284,7 +287,7 @@ class RoutedSession(TenantSession):
         return self._engine
 
     def _engine_for(self, tenant: TenantName) -> Any:
-        return self.dorm.engine(tenant)
+        return self.dorm._open(tenant).engine_for(self.begin_mode)
 
 
 class _RaiseOnImplicitLoad:
@@ -334,7 +337,10 @@ class RoutedAsyncBackedSession(RoutedSession):
     """The sync session behind a routed :class:`~sqlalchemy.ext.asyncio.AsyncSession`."""
 
     def _engine_for(self, tenant: TenantName) -> Any:
-        return _async_engine_off_loop(self.dorm, tenant)
+        engine = _async_engine_off_loop(self.dorm, tenant)
+        if self.begin_mode is None:
+            return engine
+        return engine_with_begin(engine, self.begin_mode)
 
 
 event.listen(AsyncBackedSession, "do_orm_execute", _RaiseOnImplicitLoad.check)

@@ -352,12 +352,15 @@ class Dorm:
 
         A session belongs to the tenant that is current when it is created,
         or else when it first needs a connection. Using it later under
-        another tenant raises :class:`TenantMismatch`.
+        another tenant raises :class:`TenantMismatch`. ``begin="deferred"``
+        works as in :meth:`session`.
         """
+        _check_begin(options.get("begin"))
         return sessionmaker(class_=RoutedSession, dorm=self, **options)
 
     def async_sessionmaker(self, **options: Any) -> async_sessionmaker[AsyncSession]:
         """Return an async session factory routed like :meth:`sessionmaker`."""
+        _check_begin(options.get("begin"))
         options.setdefault("expire_on_commit", False)
         return async_sessionmaker(
             sync_session_class=RoutedAsyncBackedSession, dorm=self, **options
@@ -635,9 +638,13 @@ def _loop_is_running() -> bool:
 def _with_begin(engine: AsyncEngine, begin: str | None) -> AsyncEngine:
     if begin is None:
         return engine
-    if begin not in BEGIN_MODES:
-        raise ValueError(f"invalid begin {begin!r}: use one of {', '.join(BEGIN_MODES)}")
+    _check_begin(begin)
     return AsyncEngine(engine_with_begin(engine.sync_engine, begin))
+
+
+def _check_begin(begin: object) -> None:
+    if begin is not None and begin not in BEGIN_MODES:
+        raise ValueError(f"invalid begin mode {begin!r}: use one of {', '.join(BEGIN_MODES)}")
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -170,3 +170,15 @@ async def test_failed_async_commit_releases_write_lock(make_dorm) -> None:
     assert dorm.exec("acme", "SELECT count(*) FROM parent").scalar() == 1
     await dorm.aclose()
 
+
+async def test_routed_async_factory_takes_begin_mode(make_dorm) -> None:
+    dorm = make_dorm()
+    factory = dorm.async_sessionmaker(begin="deferred")
+    async with dorm.tenant("acme"):
+        async with factory() as session:
+            assert (await session.execute(text("SELECT 1"))).scalar() == 1
+            connection = await session.connection()
+            engine = connection.engine
+
+    assert engine.sync_engine._connection_cls.__name__ == "ConnectionBeginDeferred"
+    await dorm.aclose()

@@ -449,3 +449,24 @@ def test_routed_factory_with_own_token_works(two_tenants: Dorm) -> None:
     assert note.body == "acme secret"
     with pytest.raises(TenantMismatch, match="routed session"):
         factory()
+
+
+def test_routed_factory_takes_begin_mode(two_tenants: Dorm) -> None:
+    from sqlalchemy import event
+
+    begins: list[str] = []
+
+    @event.listens_for(two_tenants.engine("acme"), "connect")
+    def trace(dbapi_connection, connection_record) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda statement: begins.append(statement) if statement.startswith("BEGIN") else None
+        )
+
+    two_tenants.engine("acme").dispose()
+    factory = two_tenants.sessionmaker(begin="deferred")
+    with two_tenants.tenant("acme"), factory() as session:
+        assert session.get(Note, 1).body == "acme secret"
+
+    assert begins == ["BEGIN DEFERRED"]
+    with pytest.raises(ValueError, match="invalid begin mode 'lazy'"):
+        two_tenants.sessionmaker(begin="lazy")
