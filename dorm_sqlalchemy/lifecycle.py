@@ -34,11 +34,28 @@ def create(dorm: Dorm, tenant: TenantName, *, exist_ok: bool) -> TenantName:
         return tenant
 
     dorm.storage.prepare(tenant)
+    _forget_deleted(dorm, tenant)
     entry = dorm._open_slow(tenant, create=True)
     # Opening a connection creates the file and switches it to WAL.
     with entry.engine.connect():
         pass
     return tenant
+
+
+def _forget_deleted(dorm: Dorm, tenant: TenantName) -> None:
+    """Drop the cached engine of a tenant whose file another process deleted.
+
+    That engine opens the file without creating it, so the tenant could not
+    be created again while the engine stays in the cache.
+    """
+    with dorm._open_lock(tenant):
+        entry = dorm._engines.get(tenant)
+        if entry is None or not entry.file_exists or dorm.storage.exists(tenant):
+            return
+        dorm._engines.pop(tenant)
+        dorm._migrated.discard(tenant)
+    logger.info("tenant %s: database file gone, engine forgotten", tenant)
+    dorm._retire(entry)
 
 
 def drop(dorm: Dorm, tenant: TenantName, *, missing_ok: bool) -> None:
@@ -130,7 +147,12 @@ def backup(dorm: Dorm, tenant: TenantName, path: Path, *, overwrite: bool) -> Pa
 
 
 def _copy_database(dorm: Dorm, tenant: TenantName, target: Path) -> None:
-    source = dorm.storage.connect(tenant)
+    try:
+        source = dorm.storage.connect(tenant, create=False)
+    except sqlite3.OperationalError as error:
+        if not dorm.storage.exists(tenant):
+            raise TenantNotFound(tenant, "it was dropped before the backup could open it") from error
+        raise
     try:
         source.execute(f"PRAGMA busy_timeout = {dorm.settings.busy_timeout_ms:d}")
         destination = sqlite3.connect(target, isolation_level=None)

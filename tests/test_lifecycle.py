@@ -359,3 +359,30 @@ def test_backup_onto_own_file_raises(dorm: Dorm) -> None:
     dorm.exec("acme", "CREATE TABLE t (x)")
     with pytest.raises(DormError, match="own database file"):
         dorm.backup("acme", dorm.path("acme"), overwrite=True)
+
+
+def test_create_after_outside_deletion(make_dorm) -> None:
+    import os
+
+    dorm = make_dorm()
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    dorm.engine("acme").dispose()
+    dorm._engines.get("acme")._close_statement_connections()
+    for path in dorm.path("acme").parent.glob("acme.db*"):
+        os.unlink(path)
+
+    dorm.create("acme")
+
+    assert dorm.exists("acme")
+    assert dorm.exec("acme", "SELECT count(*) FROM sqlite_schema").scalar() == 0
+
+
+def test_backup_of_tenant_dropped_meanwhile_raises(dorm: Dorm, tmp_path: Path) -> None:
+    from dorm_sqlalchemy import lifecycle
+
+    dorm.exec("acme", "CREATE TABLE t (x)")
+    dorm.drop("acme")
+
+    with pytest.raises(TenantNotFound):
+        lifecycle._copy_database(dorm, "acme", tmp_path / "copy.db")
+    assert not dorm.exists("acme")
