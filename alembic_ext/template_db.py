@@ -35,6 +35,8 @@ TEMPLATE_TENANT = "_template"
 """The tenant name that logs and errors use while a template database is built."""
 
 _build_lock = threading.Lock()
+_builder: int | None = None
+"""The thread that is building a template now, if any."""
 
 
 class _TemplateSource(Protocol):
@@ -55,30 +57,45 @@ def ensure_template(migrator: _TemplateSource, directory: Path) -> Path:
     threads and processes see either no template or a complete one. Two
     processes may build the same template at once; both results are equal.
     """
+    global _builder
     path = template_file(directory, migrator.fingerprint())
     if path.exists():
         return path
+    if _builder == threading.get_ident():
+        raise MigrationError(
+            "a new tenant was opened while the template database was being built "
+            "in the same thread, so a revision or env.py opens tenants: do not open "
+            "tenants from env.py or from a revision",
+            tenant=TEMPLATE_TENANT,
+        )
 
     with _build_lock:
         if path.exists():
             return path
-
-        directory.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
-        engine = create_migration_engine(URL.create("sqlite", database=str(partial)), wal=False)
+        _builder = threading.get_ident()
         try:
-            migrator.upgrade(TEMPLATE_TENANT, engine)
-        except BaseException:
-            engine.dispose()
-            _remove_quietly(partial)
-            raise
-        engine.dispose()
-
-        os.replace(partial, path)
-        logger.info("template database %s built", path)
+            _build(migrator, directory, path)
+        finally:
+            _builder = None
     # NOTE: templates of older fingerprints stay in the directory, because a
     # process still running older code may use them; delete them by hand.
     return path
+
+
+def _build(migrator: _TemplateSource, directory: Path, path: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
+    engine = create_migration_engine(URL.create("sqlite", database=str(partial)), wal=False)
+    try:
+        migrator.upgrade(TEMPLATE_TENANT, engine)
+    except BaseException:
+        engine.dispose()
+        _remove_quietly(partial)
+        raise
+    engine.dispose()
+
+    os.replace(partial, path)
+    logger.info("template database %s built", path)
 
 
 def copy_template(template: str | os.PathLike[str], target: str | os.PathLike[str]) -> bool:

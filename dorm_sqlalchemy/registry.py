@@ -24,7 +24,7 @@ from . import lifecycle
 from .connections import BEGIN_MODES, SYNCHRONOUS_MODES, ConnectionSettings, engine_with_begin
 from .cursor import AsyncCursor, Cursor
 from .engines import DEFAULT_MAX_ENGINES, DEFAULT_POOL_SIZE, EngineCache, TenantEngines
-from .errors import DormError, RegistryClosed, TenantNotFound
+from .errors import DormError, MigrationError, RegistryClosed, TenantNotFound
 from .fanout import TenantRow, fan_out
 from .mirror import Mirror, check_aggregate_url
 from .naming import TenantName, canonical_tenant
@@ -259,7 +259,15 @@ class Dorm:
             return
         from alembic_ext import copy_template
 
-        template = self._migrator.template_path(self.storage.directory)
+        try:
+            template = self._migrator.template_path(self.storage.directory)
+        except MigrationError as error:
+            # The template was built for this tenant, so the error names it.
+            raise MigrationError(
+                f"new tenant {tenant!r} was not created: {error}",
+                tenant=tenant,
+                revision=error.revision,
+            ) from error
         copy_template(template, self.storage.path(tenant))
 
     def _upgrade_once(self, entry: TenantEngines) -> None:
