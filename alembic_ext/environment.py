@@ -219,6 +219,8 @@ def run_for_tenants(
     failures: list[str] = []
     for database in databases:
         config.print_stdout(database.label)
+        # Revisions read the tenant's name here, as in the library's upgrades.
+        config.attributes["dorm_tenant"] = database.tenant
         try:
             _prepare_file(database, command)
             _run_one(database, busy_timeout, command, run_migrations)

@@ -108,6 +108,10 @@ class _LoadedScripts:
             digest.update(revision.revision.encode() + b"\0")
             if revision.path and os.path.exists(revision.path):
                 digest.update(Path(revision.path).read_bytes())
+        # env.py decides how revisions run, so a changed one needs a new template.
+        environment = Path(script.dir) / "env.py"
+        if environment.exists():
+            digest.update(b"env.py\0" + environment.read_bytes())
         self.fingerprint = digest.hexdigest()[:16]
 
     def contains(self, revision: str) -> bool:
@@ -221,7 +225,7 @@ class AlembicMigrator:
         return TenantStatus(tenant, current, loaded.heads, state)
 
     def fingerprint(self) -> str:
-        """Return a hash of every revision file, which names the template database."""
+        """Return a hash of every revision file and env.py, which names the template database."""
         return self._scripts().fingerprint
 
     def template_path(self, directory: str | os.PathLike[str]) -> Path:

@@ -261,3 +261,27 @@ def test_init_writes_template_files(tmp_path):
     assert "script_location = %(here)s/migrations" in ini
     assert "dorm.url = sqlite:////srv/data/{tenant}.db?x=%%41" in ini
     assert "render_as_batch=True" in (directory / "env.py").read_text()
+
+
+def test_cli_revisions_see_tenant_name(project):
+    revision = project.directory / "versions" / "t1_name.py"
+    revision.write_text(
+        '"""record the tenant name"""\n'
+        "from alembic import context, op\n\n"
+        'revision = "t1"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n\n\n'
+        "def upgrade():\n"
+        '    op.execute("CREATE TABLE seen (name TEXT)")\n'
+        '    name = context.config.attributes["dorm_tenant"]\n'
+        '    op.execute(f"INSERT INTO seen VALUES (\'{name}\')")\n\n\n'
+        "def downgrade():\n"
+        '    op.execute("DROP TABLE seen")\n'
+    )
+
+    ok(project.run("-x", "tenant=acme,globex", "upgrade", "head"))
+
+    for tenant in ("acme", "globex"):
+        connection = sqlite3.connect(project.tenant_file(tenant))
+        try:
+            assert connection.execute("SELECT name FROM seen").fetchall() == [(tenant,)]
+        finally:
+            connection.close()

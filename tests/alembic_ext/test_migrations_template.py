@@ -128,3 +128,13 @@ def test_copy_missing_template_raises(tmp_path):
     assert "no tenant file was created" in str(caught.value)
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
+
+
+def test_template_fingerprint_follows_env_py(logged_scripts):
+    before = make_migrator(logged_scripts.directory).fingerprint()
+    environment = logged_scripts.directory / "env.py"
+    environment.write_text(environment.read_text() + "\n# changed\n")
+
+    after = make_migrator(logged_scripts.directory).fingerprint()
+
+    assert after != before
