@@ -62,9 +62,10 @@ class Dorm:
     :param root: a directory of tenant files; a shorthand for
         ``"sqlite:///<root>/{tenant}.db"``.
 
-    :param migrations: an Alembic script directory, or DORM-style numbered
-        SQL lists ``{1: ["CREATE TABLE ..."], 2: [...]}``; every tenant is
-        brought to head the first time this process opens it.
+    :param migrations: an Alembic script directory, DORM-style numbered
+        SQL lists ``{1: ["CREATE TABLE ..."], 2: [...]}``, or a migrator from
+        :func:`alembic_ext.make_migrator`; every tenant is brought to head
+        the first time this process opens it.
     :param mirror: an aggregate database URL (SQLite or PostgreSQL), or a
         list of them, that receives every committed write tagged with its
         tenant; ``dorm.mirror`` is then a :class:`~dorm_sqlalchemy.Mirror`.
@@ -94,7 +95,7 @@ class Dorm:
         url: str | None = None,
         *,
         root: str | os.PathLike[str] | None = None,
-        migrations: str | os.PathLike[str] | Mapping[int, Sequence[str]] | None = None,
+        migrations: str | os.PathLike[str] | Mapping[int, Sequence[str]] | Any | None = None,
         mirror: str | Sequence[str] | None = None,
         mirror_exclude: Sequence[str] = (),
         mirror_tenant_column: str = "tenant",
@@ -706,6 +707,10 @@ def _check_mirror(
 def _make_migrator(migrations: Any) -> Any:
     if migrations is None:
         return None
-    from alembic_ext import make_migrator
+    from alembic_ext import AlembicMigrator, DictMigrator, make_migrator
 
+    # A migrator built by make_migrator() carries options such as
+    # stamp_unversioned, which the other forms cannot.
+    if isinstance(migrations, (AlembicMigrator, DictMigrator)):
+        return migrations
     return make_migrator(migrations)

@@ -86,3 +86,21 @@ def test_revision_opening_new_tenant_raises(logged_scripts, make_dorm, tmp_path)
     assert len(errors) == 1
     assert isinstance(errors[0], MigrationError)
     assert "do not open tenants from env.py or from a revision" in str(errors[0])
+
+
+def test_registry_takes_migrator_with_stamp(logged_scripts, make_dorm, tmp_path):
+    import sqlite3
+
+    from alembic_ext import make_migrator
+
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    connection = sqlite3.connect(tenants / "legacy.db")
+    connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, author TEXT)")
+    connection.close()
+    migrator = make_migrator(logged_scripts.directory, stamp_unversioned="head")
+    dorm = make_dorm(root=tenants, migrations=migrator)
+
+    engine = dorm.engine("legacy")
+
+    assert versions(engine) == ["r3"]
