@@ -285,3 +285,24 @@ def write_json(
         **(extra or {}),
     }
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def run_script(
+    argv: list[str],
+    description: str,
+    run: Callable[[bool, Path | None], Sequence[Figure]],
+    *,
+    title: str,
+) -> int:
+    """Parse the common options, run the benchmark, print its table and write the JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+
+    machine = print_machine()
+    figures = run(args.quick, args.tmp_dir)
+    print_summary(figures, title=title)
+    if args.json is not None:
+        write_json(args.json, figures, machine)
+    return 0
+

@@ -23,7 +23,6 @@ is in the page cache, so "cold" means a new process, not a cold disk.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -33,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Figure, add_common_arguments, print_machine, print_summary, write_json
+from _common import Figure, run_script
 from dorm_sqlalchemy import Dorm
 
 __all__ = ["run"]
@@ -191,16 +190,7 @@ def run(quick: bool, tmp_dir: Path | None = None) -> list[Figure]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-
-    machine = print_machine()
-    figures = run(args.quick, args.tmp_dir)
-    print_summary(figures, title="Cold open")
-    if args.json is not None:
-        write_json(args.json, figures, machine)
-    return 0
+    return run_script(argv, __doc__.splitlines()[0], run, title="Cold open")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ session figures also list three reference cases without a goal:
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sqlite3
 import sys
@@ -42,11 +41,8 @@ from _common import (
     Figure,
     Loop,
     Timings,
-    add_common_arguments,
-    print_machine,
-    print_summary,
     run_interleaved,
-    write_json,
+    run_script,
 )
 from dorm_sqlalchemy import Dorm
 from dorm_sqlalchemy.engines import DEFAULT_POOL_SIZE
@@ -307,16 +303,7 @@ def run(quick: bool, tmp_dir: Path | None = None) -> list[Figure]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-
-    machine = print_machine()
-    figures = run(args.quick, args.tmp_dir)
-    print_summary(figures, title="Point reads")
-    if args.json is not None:
-        write_json(args.json, figures, machine)
-    return 0
+    return run_script(argv, __doc__.splitlines()[0], run, title="Point reads")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ as the tenant, so a broken mirror cannot pass for a fast one.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import itertools
 import shutil
@@ -56,15 +55,7 @@ from typing import Any
 from sqlalchemy import String, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from _common import (
-    Figure,
-    Loop,
-    Timings,
-    add_common_arguments,
-    print_machine,
-    print_summary,
-    write_json,
-)
+from _common import Figure, Loop, Timings, run_script
 from dorm_sqlalchemy import Dorm
 
 __all__ = ["Sizes", "run"]
@@ -617,16 +608,7 @@ def run(quick: bool, tmp_dir: Path | None = None) -> list[Figure]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-
-    machine = print_machine()
-    figures = run(args.quick, args.tmp_dir)
-    print_summary(figures, title="Mirroring to a SQLite aggregate")
-    if args.json is not None:
-        write_json(args.json, figures, machine)
-    return 0
+    return run_script(argv, __doc__.splitlines()[0], run, title="Mirroring to a SQLite aggregate")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ the per-round ratios to case 1.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -38,11 +37,8 @@ from sqlalchemy.orm import Session
 from _common import (
     Figure,
     Loop,
-    add_common_arguments,
-    print_machine,
-    print_summary,
     run_interleaved,
-    write_json,
+    run_script,
 )
 from core import MAX_OVERFLOW, TENANT, Note, Sizes, _key, _paired_figure, _prepare_tenant
 from dorm_sqlalchemy import Dorm
@@ -138,16 +134,7 @@ def run(quick: bool, tmp_dir: str | None) -> list[Figure]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-
-    machine = print_machine()
-    figures = run(args.quick, args.tmp_dir)
-    print_summary(figures, title="Session get, step by step")
-    if args.json is not None:
-        write_json(args.json, figures, machine)
-    return 0
+    return run_script(argv, __doc__.splitlines()[0], run, title="Session get, step by step")
 
 
 if __name__ == "__main__":
