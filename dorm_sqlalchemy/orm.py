@@ -109,7 +109,7 @@ class TenantSession(Session):
                     "since every session already tags its objects with its tenant"
                 ),
             )
-        if type(token) is not str or token != self.tenant:
+        if not _is_tenant(token, self.tenant):
             raise TenantMismatch.for_option(self.tenant, str(token))
 
     def resolve_tenant(self) -> TenantName:
@@ -118,12 +118,10 @@ class TenantSession(Session):
         return self.tenant
 
     def _check_token(self, token: object, *, option: bool = False) -> None:
-        # Only the exact string of the tenant passes: a str subclass could
-        # claim to be equal to any name.
         if token is None:
             return
         tenant = self.resolve_tenant()
-        if type(token) is not str or token != tenant:
+        if not _is_tenant(token, tenant):
             if option:
                 raise TenantMismatch.for_option(tenant, str(token))
             raise TenantMismatch.for_object(tenant, str(token))
@@ -219,6 +217,12 @@ class TenantSession(Session):
             self._check_token(token, option=True)
         options["identity_token"] = self.resolve_tenant()
         return super().get_one(entity, ident, **options)
+
+
+def _is_tenant(token: object, tenant: TenantName) -> bool:
+    # Only the exact string of the tenant passes: a str subclass could claim
+    # to be equal to any name.
+    return type(token) is str and token == tenant
 
 
 @functools.lru_cache(maxsize=4096)
