@@ -399,7 +399,7 @@ def engine_with_begin(engine: Engine, mode: str) -> Engine:
     ``engine.execution_options(dorm_begin=mode)`` does the same through a
     connection characteristic, but SQLAlchemy then dispatches connection
     events around every statement of that engine, which made a
-    ``session.get()`` about 15% slower (measured). Here the engine's
+    ``session.get()`` about 17% slower (measured). Here the engine's
     connections are of a Connection subclass that names its BEGIN statement
     while it begins.
     """

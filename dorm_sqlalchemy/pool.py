@@ -146,13 +146,18 @@ class AsyncTenantPool(TenantPool, AsyncAdaptedQueuePool):
 
 
 def track_detached(engine: Engine, tracker: CheckoutTracker) -> None:
-    """Count the connections detached from ``engine``'s pool until they are closed."""
+    """Count the connections detached from ``engine``'s pool until they are closed.
+
+    NOTE: SQLAlchemy reports no close for a detached connection that is
+    garbage-collected without ``close()``, so that one stays counted and
+    ``drop()`` keeps raising TenantInUse in this process.
+    """
     pooled = isinstance(engine.pool, TenantPool)
 
     @event.listens_for(engine, "detach")
     def _on_detach(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        # A TenantPool stopped counting the entry when detach() gave it back;
-        # pool events see no checkin for it.
+        # A TenantPool stopped counting the entry when detach() gave it back.
+        # Pool events see no checkin for it, so its checkout is moved here.
         tracker.detached.append(None)
         if not pooled:
             tracker.held.pop()
@@ -171,6 +176,9 @@ def track_with_events(engine: Engine, tracker: CheckoutTracker) -> None:
     Pools such as StaticPool hand the same entry to several checkouts at
     once, so these are counted one by one rather than by entry. SQLAlchemy
     sends a checkin even for a checkout that a listener failed.
+
+    NOTE: with two overlapping StaticPool checkouts, SQLAlchemy checks in only
+    the first ("Double checkin attempted"), so one checkout stays counted.
     """
 
     @event.listens_for(engine, "checkout")
