@@ -41,3 +41,12 @@ class Book(Base):
     title: Mapped[str] = mapped_column(String(100))
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id", ondelete="CASCADE"))
     author: Mapped[Author] = relationship(back_populates="books")
+
+
+DEFERRED_FOREIGN_KEY_SCHEMA = (
+    "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+    "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+    "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+)
+"""Statements for a child table whose foreign key is checked only at COMMIT."""
+

@@ -8,7 +8,7 @@ from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.orm import selectinload
 
 from dorm_sqlalchemy import AsyncLazyLoadError, Dorm
-from tests.models import Author, Base, Book
+from tests.models import Author, Base, Book, DEFERRED_FOREIGN_KEY_SCHEMA
 
 
 @pytest.fixture
@@ -152,12 +152,8 @@ async def test_failed_async_commit_releases_write_lock(make_dorm) -> None:
     from sqlalchemy.exc import IntegrityError
 
     dorm = make_dorm(busy_timeout=0.2)
-    dorm.exec("acme", "CREATE TABLE parent (id INTEGER PRIMARY KEY)")
-    dorm.exec(
-        "acme",
-        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
-        "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
-    )
+    for statement in DEFERRED_FOREIGN_KEY_SCHEMA:
+        dorm.exec("acme", statement)
     async with dorm.async_session("acme") as session:
         await session.execute(text("INSERT INTO child VALUES (1, 99)"))
         with pytest.raises(IntegrityError, match="FOREIGN KEY"):

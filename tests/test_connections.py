@@ -12,7 +12,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import IntegrityError
 
 from dorm_sqlalchemy import Dorm, TenantBusy
-from tests.models import Author, Base, Book
+from tests.models import Author, Base, Book, DEFERRED_FOREIGN_KEY_SCHEMA
 
 
 def pragmas(connection) -> dict[str, object]:
@@ -404,12 +404,8 @@ def test_failed_commit_releases_write_lock(make_dorm) -> None:
     from sqlalchemy.exc import IntegrityError
 
     dorm = make_dorm(busy_timeout=0.2)
-    dorm.exec("acme", "CREATE TABLE parent (id INTEGER PRIMARY KEY)")
-    dorm.exec(
-        "acme",
-        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
-        "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
-    )
+    for statement in DEFERRED_FOREIGN_KEY_SCHEMA:
+        dorm.exec("acme", statement)
     with dorm.session("acme") as session:
         session.execute(text("INSERT INTO child VALUES (1, 99)"))
         with pytest.raises(IntegrityError, match="FOREIGN KEY"):

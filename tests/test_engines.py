@@ -436,13 +436,13 @@ def test_pool_counts_after_dispose(make_dorm) -> None:
     dorm = make_dorm()
     engine = dorm.engine("acme")
     entry = dorm._engines.get("acme")
-    held = engine.connect()
-    engine.dispose()  # a new pool; the held connection goes back to the old one
+    first = engine.connect()
+    engine.dispose()  # a new pool; the first connection goes back to the old one
 
     with engine.connect() as connection:
         connection.exec_driver_sql("SELECT 1")
         assert entry.checked_out == 2
-    held.close()
+    first.close()
     assert entry.checked_out == 0
 
 
