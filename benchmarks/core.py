@@ -14,8 +14,11 @@ same database file, with the cases interleaved round by round:
   Goal: at most 1.5x.
 
 Every operation reads one of 1,000 rows, a different key each time. The
-session figures also list three reference cases without a goal:
+session figures also list four reference cases without a goal:
 
+* a plain ``Session`` whose ``get()`` reuses one statement per mapper, as
+  tenant sessions do. Against it, the cost of routing shows apart from the
+  time that reusing the statement saves.
 * a plain engine that begins its transactions with ``BEGIN IMMEDIATE`` as
   the library does (SQLAlchemy's recipe for pysqlite). Against it, the
   library's own overhead shows apart from the cost of the transaction mode.
@@ -46,6 +49,7 @@ from _common import (
 )
 from dorm_sqlalchemy import Dorm
 from dorm_sqlalchemy.engines import DEFAULT_POOL_SIZE
+from dorm_sqlalchemy.get_cache import load_by_primary_key
 
 __all__ = ["Sizes", "run"]
 
@@ -176,10 +180,17 @@ def _routed_session_loop(dorm: Dorm) -> Loop:
     return loop
 
 
-def _plain_session_loop(engine: Engine) -> Loop:
+class ReusedGetSession(Session):
+    """A plain Session whose ``get()`` reuses one statement per mapper, as tenant sessions do."""
+
+    def get(self, entity: Any, ident: Any, **options: Any) -> Any:
+        return self._get_impl(entity, ident, load_by_primary_key, **options)
+
+
+def _plain_session_loop(engine: Engine, session_class: type[Session] = Session) -> Loop:
     def loop(iterations: int) -> None:
         for index in range(iterations):
-            with Session(engine) as session:
+            with session_class(engine) as session:
                 session.get(Note, _key(index))
 
     return loop
@@ -197,6 +208,7 @@ def measure_session_get(dorm: Dorm, sizes: Sizes) -> tuple[list[Figure], Timings
         "dorm.session": _dorm_session_loop(dorm),
         "plain Session": _plain_session_loop(plain),
         "plain Session, BEGIN IMMEDIATE": _plain_session_loop(plain_immediate),
+        "plain Session, reused get statement": _plain_session_loop(plain, ReusedGetSession),
         "dorm.sessionmaker": _routed_session_loop(dorm),
         "dorm.session, begin=deferred": _dorm_session_loop(dorm, begin="deferred"),
     }
@@ -215,6 +227,10 @@ def measure_session_get(dorm: Dorm, sizes: Sizes) -> tuple[list[Figure], Timings
         _paired_figure(
             "ORM get: dorm.session(t)", timings, "dorm.session", "plain Session",
             goal=SESSION_GOAL,
+        ),
+        _paired_figure(
+            "ORM get: dorm.session(t) vs same get statement", timings, "dorm.session",
+            "plain Session, reused get statement",
         ),
         _paired_figure(
             "ORM get: dorm.session(t) vs same BEGIN", timings, "dorm.session",

@@ -15,8 +15,13 @@ same tenant file, from a plain ``Session(engine)`` up to ``dorm.session(t)``:
    counts checkouts;
 5. the same engine, with ``get(..., identity_token=t)``: what the identity
    token costs inside SQLAlchemy;
-6. ``TenantSession``, which sets and checks the identity token;
+6. ``TenantSession``, which sets and checks the identity token and reuses
+   one ``get()`` statement per mapper;
 7. ``dorm.session(t)``, which also looks the tenant up in the registry.
+
+A last case, apart from the steps, is case 1 with a ``Session`` whose
+``get()`` reuses one statement per mapper as ``TenantSession`` does: what
+the reuse saves on its own.
 
 The cases run interleaved, as in ``core.py``; each ratio is the median of
 the per-round ratios to case 1.
@@ -40,7 +45,16 @@ from _common import (
     run_interleaved,
     run_script,
 )
-from core import MAX_OVERFLOW, TENANT, Note, Sizes, _key, _paired_figure, _prepare_tenant
+from core import (
+    MAX_OVERFLOW,
+    TENANT,
+    Note,
+    ReusedGetSession,
+    Sizes,
+    _key,
+    _paired_figure,
+    _prepare_tenant,
+)
 from dorm_sqlalchemy import Dorm
 from dorm_sqlalchemy.connections import (
     ConnectionSettings,
@@ -60,6 +74,7 @@ STEPS = (
     "5 tenant engine, get with identity_token",
     "6 TenantSession",
     "7 dorm.session(t)",
+    "plain Session, reused get statement",
 )
 
 
@@ -101,6 +116,7 @@ def _cases(dorm: Dorm, engines: list[Engine]) -> dict[str, Loop]:
         _loop(lambda: Session(tenant_engine), identity_token=TENANT),
         _loop(lambda: TenantSession(tenant_engine, tenant=TENANT)),
         _loop(lambda: dorm.session(TENANT)),
+        _loop(lambda: ReusedGetSession(plain)),
     ]
     return dict(zip(STEPS, loops))
 
