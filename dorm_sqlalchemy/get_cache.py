@@ -6,7 +6,7 @@ the key costs more than the point query itself on SQLite. A statement
 object keeps its key once computed, so tenant sessions build the SELECT
 once per mapper and reuse it, across sessions, threads and tenants: the
 tenant travels in the load options, not in the statement. That makes
-``get()`` about 20% faster than plain SQLAlchemy's (measured in
+``get()`` about 15% faster than plain SQLAlchemy's on SQLite (measured in
 ``benchmarks/session_steps.py``).
 
 The statement is the one SQLAlchemy's own ``get()`` would build; a test
