@@ -19,10 +19,10 @@ path.
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Mapper, Session, loading
 from sqlalchemy.orm import context as orm_context
 from sqlalchemy.orm.context import QueryContext
@@ -44,7 +44,12 @@ class _GetStatement(NamedTuple):
     """The bound parameter of each primary key column, in the mapper's order."""
 
 
-_statements: weakref.WeakKeyDictionary[Mapper[Any], _GetStatement] = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_dorm_get_statement"
+"""The mapper attribute that keeps its statement.
+
+On the mapper, the statement goes away with it. A dictionary keyed by
+mapper would keep every mapper alive, because the statement refers to it.
+"""
 
 
 def load_by_primary_key(
@@ -86,7 +91,10 @@ def load_by_primary_key(
         .unique()
         .scalars()
     )
-    return result.one_or_none()
+    try:
+        return result.one()
+    except NoResultFound:
+        return None
 
 
 def _is_plain_load(
@@ -104,7 +112,7 @@ def _is_plain_load(
 
 def _get_statement(mapper: Mapper[Any]) -> _GetStatement:
     criterion, parameters = mapper._get_clause
-    cached = _statements.get(mapper)
+    cached = mapper.__dict__.get(_ATTRIBUTE)
     # SQLAlchemy builds the criterion again when the mapper or a subclass of
     # it is configured, and the statement is built again with it.
     if cached is None or cached.criterion is not criterion:
@@ -113,7 +121,7 @@ def _get_statement(mapper: Mapper[Any]) -> _GetStatement:
         statement._compile_options = _ORM_COMPILE_OPTIONS
         names = tuple(parameters[column].key for column in mapper.primary_key)
         cached = _GetStatement(criterion, statement, names)
-        _statements[mapper] = cached
+        setattr(mapper, _ATTRIBUTE, cached)
     return cached
 
 

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, ForeignKey, MetaData, String, create_engine, event
-from sqlalchemy.exc import NoResultFound
+from sqlalchemy import (
+    Column,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+)
+from sqlalchemy.exc import MultipleResultsFound, NoResultFound
+from sqlalchemy.ext.declarative import ConcreteBase
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
     load_only,
     mapped_column,
+    registry,
 )
 
 from dorm_sqlalchemy import Dorm
@@ -238,3 +252,64 @@ def test_threads_read_their_own_tenant(seeded: Dorm) -> None:
         thread.join()
 
     assert errors == []
+
+
+def _map_and_get(dorm: Dorm, table: Table) -> weakref.ref[Any]:
+    """Return a weak reference to a mapper that served one get() and whose registry is disposed."""
+
+    class Thing:
+        pass
+
+    mappers = registry()
+    mapper = weakref.ref(mappers.map_imperatively(Thing, table))
+    with dorm.session("acme") as session:
+        session.get(Thing, 1)
+    mappers.dispose()
+    return mapper
+
+
+def test_disposed_mapper_is_freed(make_dorm: Callable[..., Dorm]) -> None:
+    table = Table("things", MetaData(), Column("id", Integer, primary_key=True))
+    dorm = make_dorm()
+    table.metadata.create_all(dorm.engine("acme"))
+
+    mapper = _map_and_get(dorm, table)
+    # The engines' compiled caches refer to the mapper as well.
+    dorm.close()
+    gc.collect()
+
+    assert mapper() is None
+
+
+def test_two_rows_raise_as_in_sqlalchemy(make_dorm: Callable[..., Dorm]) -> None:
+    class ConcreteModel(DeclarativeBase):
+        metadata = MetaData()
+
+    class Shape(ConcreteBase, ConcreteModel):
+        __tablename__ = "shapes"
+
+        id: Mapped[int] = mapped_column(primary_key=True)
+        __mapper_args__ = {"polymorphic_identity": "shape", "concrete": True}
+
+    class Circle(Shape):
+        __tablename__ = "circles"
+
+        id: Mapped[int] = mapped_column(primary_key=True)
+        __mapper_args__ = {"polymorphic_identity": "circle", "concrete": True}
+
+    # Concrete tables each number their rows, so get(Shape, 1) finds two.
+    dorm = make_dorm()
+    ConcreteModel.metadata.create_all(dorm.engine("acme"))
+    with dorm.session("acme") as session, session.begin():
+        session.add_all([Shape(id=1), Circle(id=1)])
+    plain = create_engine(f"sqlite:///{dorm.path('acme')}")
+
+    messages = []
+    for session in (Session(plain), dorm.session("acme")):
+        with session, pytest.raises(MultipleResultsFound) as raised:
+            session.get(Shape, 1)
+        messages.append(str(raised.value))
+    plain.dispose()
+    ConcreteModel.registry.dispose()
+
+    assert messages[1] == messages[0]
