@@ -231,10 +231,21 @@ def _is_tenant(token: object, tenant: TenantName) -> bool:
 def _check_attach(session: Session, instance: object) -> None:
     if not isinstance(session, TenantSession):
         return
-    key = inspect(instance).key
-    if key is not None and key[2] is not None:
+    state = inspect(instance)
+    key = state.key
+    if key is None:
+        return
+    if key[2] is not None:
         # Also pins a routed session that had no tenant yet.
         session._check_token(key[2])
+        return
+
+    # A persistent object that no tenant session loaded, such as one from
+    # make_transient_to_detached(), becomes a row of this tenant, so that
+    # get() finds it under the tenant's identity key.
+    tenant = session.resolve_tenant()
+    state.key = (key[0], key[1], tenant)
+    state.identity_token = tenant
 
 
 def _tag_new_objects(session: Session, flush_context: Any, instances: Any) -> None:

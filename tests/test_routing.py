@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 from sqlalchemy import delete, func, inspect, select, text, update
-from sqlalchemy.orm import make_transient, scoped_session
+from sqlalchemy.orm import make_transient, make_transient_to_detached, scoped_session
 
 from dorm_sqlalchemy import Dorm, NoCurrentTenant, TenantMismatch
 from tests.models import Author, Base, Book, Note
@@ -426,6 +426,29 @@ def test_transient_copy_becomes_row_of_new_tenant(two_tenants: Dorm) -> None:
     with two_tenants.session("acme") as session:
         with pytest.raises(TenantMismatch):
             session.add(note)
+
+
+@pytest.mark.parametrize("attach", ["add", "merge without load"])
+def test_untagged_persistent_object_joins_tenant(two_tenants: Dorm, attach: str) -> None:
+    note = Note(id=1, body="globex secret")
+    make_transient_to_detached(note)
+
+    with two_tenants.session("globex") as session:
+        if attach == "add":
+            session.add(note)
+        else:
+            note = session.merge(note, load=False)
+        statements = _record_statements(session)
+
+        assert inspect(note).identity_token == "globex"
+        assert session.get(Note, 1) is note
+        assert statements == []
+
+
+def _record_statements(session: Any) -> list[object]:
+    statements: list[object] = []
+    sqlalchemy.event.listen(session, "do_orm_execute", statements.append)
+    return statements
 
 
 def test_bulk_save_of_another_tenants_object_raises(two_tenants: Dorm) -> None:
