@@ -14,6 +14,10 @@ compares their cache keys. A ``get()`` that requests more than a plain
 load by primary key (options, ``populate_existing``, ``with_for_update``,
 execution options, a ``None`` in the key) goes through SQLAlchemy's own
 path.
+
+NOTE: a ``do_orm_execute`` listener that changes ``state.statement`` in
+place, through private attributes, changes it for every later ``get()`` of
+every tenant. Assigning a new statement, as SQLAlchemy's recipes do, is safe.
 """
 
 from __future__ import annotations
