@@ -204,6 +204,29 @@ class TenantSession(Session):
             bind_arguments=bind_arguments,
         )
 
+    def _identity_lookup(
+        self, mapper: Any, primary_key_identity: Any, identity_token: Any = None, **options: Any
+    ) -> Any:
+        # SQLAlchemy's lazy loader looks a many-to-one target up without a
+        # token, and every object of this session carries the tenant's.
+        if identity_token is None:
+            identity_token = self.tenant
+        return super()._identity_lookup(
+            mapper, primary_key_identity, identity_token=identity_token, **options
+        )
+
+    def _merge(self, state: Any, state_dict: Any, **options: Any) -> Any:
+        # merge(load=False) registers the merged object under the given
+        # object's identity key, which must carry the tenant so that an object
+        # this session already has is found. Cascaded merges pass here too.
+        _adopt(self, state)
+        merged = super()._merge(state, state_dict, **options)
+        merged_state = inspect(merged)
+        if merged_state.key is not None:
+            # SQLAlchemy leaves the token unset on an object merged without loading.
+            merged_state.identity_token = merged_state.key[2]
+        return merged
+
     def bulk_save_objects(self, objects: Any, *args: Any, **options: Any) -> None:
         # Unlike add(), bulk saves never attach their objects, so nothing
         # else checks that a persistent object belongs to this tenant.
@@ -231,7 +254,11 @@ def _is_tenant(token: object, tenant: TenantName) -> bool:
 def _check_attach(session: Session, instance: object) -> None:
     if not isinstance(session, TenantSession):
         return
-    state = inspect(instance)
+    _adopt(session, inspect(instance))
+
+
+def _adopt(session: TenantSession, state: Any) -> None:
+    """Check that a persistent object belongs to the session's tenant, or tag it with it."""
     key = state.key
     if key is None:
         return

@@ -50,6 +50,17 @@ async def test_unloaded_relationship_raises_clear_error(dorm: Dorm) -> None:
     assert isinstance(raised.value, MissingGreenlet)
 
 
+async def test_loaded_many_to_one_needs_no_io(dorm: Dorm) -> None:
+    async with dorm.async_session("acme") as session, session.begin():
+        session.add(Book(id=1, title="Dune", author=Author(id=1, name="Herbert")))
+
+    async with dorm.async_session("acme") as session:
+        author = await session.get(Author, 1)
+        book = await session.get(Book, 1)
+
+        assert book.author is author
+
+
 async def test_expired_attribute_raises_clear_error(dorm: Dorm) -> None:
     async with dorm.async_session("acme") as session:
         author = Author(id=1, name="Octavia")

@@ -445,6 +445,31 @@ def test_untagged_persistent_object_joins_tenant(two_tenants: Dorm, attach: str)
         assert statements == []
 
 
+def test_merge_without_load_finds_loaded_object(two_tenants: Dorm) -> None:
+    copy = Note(id=1, body="globex secret")
+    make_transient_to_detached(copy)
+
+    with two_tenants.session("globex") as session:
+        loaded = session.get(Note, 1)
+        merged = session.merge(copy, load=False)
+
+        assert merged is loaded
+
+
+def test_many_to_one_found_in_identity_map(dorm: Dorm) -> None:
+    Base.metadata.create_all(dorm.engine("acme"))
+    with dorm.session("acme") as session, session.begin():
+        session.add(Book(id=1, title="Dune", author=Author(id=1, name="Herbert")))
+
+    with dorm.session("acme") as session:
+        author = session.get(Author, 1)
+        book = session.get(Book, 1)
+        statements = _record_statements(session)
+
+        assert book.author is author
+        assert statements == []
+
+
 def _record_statements(session: Any) -> list[object]:
     statements: list[object] = []
     sqlalchemy.event.listen(session, "do_orm_execute", statements.append)
