@@ -163,7 +163,7 @@ class TenantEngines:
             # Someone may still hold the engine of a dropped tenant, and
             # opening a connection would create the file again.
             if self.dropped:
-                raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
+                raise TenantNotFound.dropped(self.tenant)
             if self.file_exists and not cparams.get("uri"):
                 # Opened with mode=rw, a file that drop() (or anyone) deleted
                 # in the meantime is reported instead of being created empty.
@@ -199,7 +199,7 @@ class TenantEngines:
         self._held.append(None)
         if self.dropped:
             self._held.pop()
-            raise TenantNotFound(self.tenant, "it was dropped while this engine was in use")
+            raise TenantNotFound.dropped(self.tenant)
         try:
             connection = self._statement_connections.pop()
         except IndexError:

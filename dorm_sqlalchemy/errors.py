@@ -51,12 +51,26 @@ class InvalidTenantName(DormError, ValueError):
 class TenantNotFound(DormError, LookupError):
     """The tenant has no database and the registry does not create one."""
 
-    def __init__(self, tenant: str, hint: str | None = None) -> None:
-        hint = hint or (
-            f"create it with dorm.create({tenant!r}), or build the registry "
-            "with create=True to create tenants on first use"
+    def __init__(self, tenant: str, hint: str | None = None, *, message: str | None = None) -> None:
+        if message is None:
+            hint = hint or (
+                f"create it with dorm.create({tenant!r}), or build the registry "
+                "with create=True to create tenants on first use"
+            )
+            message = f"tenant {tenant!r} does not exist: {hint}"
+        super().__init__(message, tenant=tenant)
+
+    @classmethod
+    def dropped(cls, tenant: str) -> TenantNotFound:
+        """Return the error for a session or engine used after its tenant was dropped."""
+        return cls(
+            tenant,
+            message=(
+                f"tenant {tenant!r} was dropped after this session or engine was "
+                f"opened: open a new one with dorm.session({tenant!r}) or "
+                f"dorm.engine({tenant!r}), which sees the tenant as it is now"
+            ),
         )
-        super().__init__(f"tenant {tenant!r} does not exist: {hint}", tenant=tenant)
 
 
 class TenantExists(DormError):

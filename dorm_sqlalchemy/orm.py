@@ -289,7 +289,25 @@ event.listen(TenantSession, "before_attach", _check_attach)
 event.listen(TenantSession, "before_flush", _tag_new_objects)
 
 
-class RoutedSession(TenantSession):
+class _BindUntilClose(Session):
+    """A session that finds its engine at its first statement and keeps it until it closes.
+
+    A closed session may be used again, and then finds the tenant's engine
+    anew: the tenant may have been dropped and created again meanwhile.
+    """
+
+    _engine: Any = None
+
+    def close(self) -> None:
+        super().close()
+        self._engine = None
+
+    def reset(self) -> None:
+        super().reset()
+        self._engine = None
+
+
+class RoutedSession(_BindUntilClose, TenantSession):
     """A :class:`TenantSession` that takes its tenant from the current ``dorm.tenant(...)``."""
 
     def __init__(self, *, dorm: Dorm, begin: str | None = None, **options: Any) -> None:
@@ -318,7 +336,7 @@ class RoutedSession(TenantSession):
 
     def get_bind(self, mapper: Any = None, clause: Any = None, **kw: Any) -> Any:
         tenant = self.resolve_tenant()
-        # One engine for the session's whole life: if the registry evicts the
+        # One engine until the session closes: if the registry evicts the
         # tenant meanwhile, the session keeps using the connection it holds
         # instead of opening a second one that would wait for its own lock.
         if self._engine is None:
@@ -356,7 +374,7 @@ def _async_engine_off_loop(dorm: Dorm, tenant: TenantName) -> Any:
     return dorm.async_engine(tenant).sync_engine
 
 
-class AsyncBackedSession(TenantSession):
+class AsyncBackedSession(_BindUntilClose, TenantSession):
     """The sync session behind a tenant's :class:`~sqlalchemy.ext.asyncio.AsyncSession`."""
 
     def __init__(self, *, dorm: Dorm | None = None, **options: Any) -> None:

@@ -66,7 +66,7 @@ class CheckoutTracker:
         fails here or drop() finds it counted.
         """
         if self.owner.dropped:
-            raise TenantNotFound(self.owner.tenant, "it was dropped while this engine was in use")
+            raise TenantNotFound.dropped(self.owner.tenant)
 
     def screen(self, record: ConnectionPoolEntry) -> None:
         """Report the writes of a connection being checked in, and close it if it must not be reused."""

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from dorm_sqlalchemy import Dorm, DormError, TenantExists, TenantInUse, TenantNotFound
 
@@ -268,6 +269,27 @@ def test_held_engine_of_dropped_tenant_creates_no_file(make_dorm) -> None:
     with pytest.raises(TenantNotFound):
         engine.connect()
     assert not dorm.exists("acme")
+
+
+def test_session_reused_after_drop_and_create(make_dorm) -> None:
+    dorm = make_dorm()
+    dorm.exec("acme", "CREATE TABLE t (x INTEGER)")
+    explicit = dorm.session("acme")
+    routed = dorm.sessionmaker()()
+    with dorm.tenant("acme"):
+        routed.execute(text("SELECT 1"))
+    routed.close()
+    explicit.execute(text("SELECT 1"))
+    explicit.close()
+
+    dorm.drop("acme")
+    dorm.exec("acme", "CREATE TABLE t (x INTEGER)")
+
+    with dorm.tenant("acme"), routed:
+        assert routed.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    with pytest.raises(TenantNotFound, match="dropped after this session or engine was opened"):
+        explicit.execute(text("SELECT 1"))
+    assert "dorm.session('acme')" in str(TenantNotFound.dropped("acme"))
 
 
 def test_drop_during_connect_creates_no_file(make_dorm) -> None:
