@@ -96,7 +96,9 @@ class TenantBusy(DormError):
         super().__init__(
             f"tenant {tenant!r} is locked by another writer and the lock was "
             f"not released within the busy timeout of {timeout:g} s: retry the "
-            "transaction, keep write transactions short, or raise busy_timeout",
+            "transaction, keep write transactions short, or raise busy_timeout "
+            "(a session holds the lock from its first statement until it ends, "
+            'even if it only reads; use begin="deferred" for read-only sessions)',
             tenant=tenant,
         )
         self.timeout = timeout

@@ -262,6 +262,7 @@ def test_locked_tenant_raises_tenant_busy(make_dorm) -> None:
     assert raised.value.retryable is True
     assert waited >= 0.15
     assert "busy timeout of 0.2 s" in str(raised.value)
+    assert 'begin="deferred"' in str(raised.value)
 
 
 def test_locked_tenant_raises_tenant_busy_from_exec(make_dorm) -> None:
