@@ -456,6 +456,19 @@ def test_merge_without_load_finds_loaded_object(two_tenants: Dorm) -> None:
         assert merged is loaded
 
 
+def test_merge_from_plain_session_leaves_it_intact(two_tenants: Dorm) -> None:
+    plain_engine = sqlalchemy.create_engine(f"sqlite:///{two_tenants.path('globex')}")
+    with sqlalchemy.orm.Session(plain_engine) as plain:
+        note = plain.get(Note, 1)
+        with two_tenants.session("globex") as session:
+            merged = session.merge(note, load=False)
+
+            assert inspect(merged).identity_key[2] == "globex"
+        assert inspect(note).identity_key[2] is None
+        assert plain.get(Note, 1) is note
+    plain_engine.dispose()
+
+
 def test_many_to_one_found_in_identity_map(dorm: Dorm) -> None:
     Base.metadata.create_all(dorm.engine("acme"))
     with dorm.session("acme") as session, session.begin():
