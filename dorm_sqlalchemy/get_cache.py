@@ -9,7 +9,8 @@ tenant travels in the load options, not in the statement. That makes
 ``get()`` about 15% faster than plain SQLAlchemy's on SQLite (measured in
 ``benchmarks/session_steps.py``).
 
-The statement is the one SQLAlchemy's own ``get()`` would build; a test
+The statement is the one SQLAlchemy's own ``get()`` would build, because
+SQLAlchemy's loader builds it (see :func:`_build_statement`); a test
 compares their cache keys. A ``get()`` that requests more than a plain
 load by primary key (options, ``populate_existing``, ``with_for_update``,
 execution options, a ``None`` in the key) goes through SQLAlchemy's own
@@ -25,18 +26,19 @@ from __future__ import annotations
 import functools
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Mapper, Session, loading
-from sqlalchemy.orm import context as orm_context
 from sqlalchemy.orm.context import QueryContext
+from sqlalchemy.util import EMPTY_DICT
 
 __all__ = ["load_by_primary_key", "tenant_load_options"]
 
-# SQLAlchemy 2.1 names the class _ORMCompileState, and 2.0 ORMCompileState.
-_ORM_COMPILE_OPTIONS = getattr(
-    orm_context, "_ORMCompileState", getattr(orm_context, "ORMCompileState", None)
-).default_compile_options
+# SQLAlchemy's loader behind Session.get(): 2.1 names it _load_on_pk_identity,
+# and 2.0 load_on_pk_identity.
+_load_on_pk_identity = getattr(loading, "_load_on_pk_identity", None) or getattr(
+    loading, "load_on_pk_identity"
+)
 
 
 class _GetStatement(NamedTuple):
@@ -72,7 +74,7 @@ def load_by_primary_key(
     call, with the caller's options and FOR UPDATE applied.
     """
     if not _is_plain_load(statement, primary_key_identity, load_options, execution_options):
-        return loading._load_on_pk_identity(
+        return _load_on_pk_identity(
             session,
             statement,
             primary_key_identity,
@@ -83,7 +85,7 @@ def load_by_primary_key(
         )
 
     mapper = statement._propagate_attrs["plugin_subject"]
-    cached = _get_statement(mapper)
+    cached = _get_statement(mapper, statement)
     params = dict(zip(cached.parameter_names, primary_key_identity))
     result = (
         session.execute(
@@ -114,19 +116,56 @@ def _is_plain_load(
     )
 
 
-def _get_statement(mapper: Mapper[Any]) -> _GetStatement:
+def _get_statement(mapper: Mapper[Any], select_mapper: Select[Any]) -> _GetStatement:
     criterion, parameters = mapper._get_clause
     cached = mapper.__dict__.get(_ATTRIBUTE)
     # SQLAlchemy builds the criterion again when the mapper or a subclass of
     # it is configured, and the statement is built again with it.
     if cached is None or cached.criterion is not criterion:
-        statement = select(mapper)
-        statement._where_criteria = (criterion,)
-        statement._compile_options = _ORM_COMPILE_OPTIONS
         names = tuple(parameters[column].key for column in mapper.primary_key)
-        cached = _GetStatement(criterion, statement, names)
+        cached = _GetStatement(criterion, _build_statement(mapper, select_mapper), names)
         setattr(mapper, _ATTRIBUTE, cached)
     return cached
+
+
+class _StatementBuilt(Exception):
+    """Carries the statement out of SQLAlchemy's loader."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        super().__init__()
+        self.statement = statement
+
+
+class _StatementCatcher:
+    """Stands in for the session, and stops SQLAlchemy's loader at its execute() call."""
+
+    def execute(self, statement: Select[Any], *args: Any, **options: Any) -> Any:
+        raise _StatementBuilt(statement)
+
+
+def _build_statement(mapper: Mapper[Any], select_mapper: Select[Any]) -> Select[Any]:
+    """Return the SELECT that SQLAlchemy's ``get()`` runs for ``mapper``, without running it.
+
+    ``select_mapper`` is the plain ``select(mapper)`` that ``Session.get()``
+    made. SQLAlchemy's loader builds the statement from it and hands it to
+    the session's ``execute()``. Catching it there, rather than building it
+    here, keeps it equal to SQLAlchemy's own in every version.
+    """
+    # Any key without a None takes the same path; the values only fill params.
+    key = [0] * len(mapper.primary_key)
+    try:
+        _load_on_pk_identity(
+            _StatementCatcher(),
+            select_mapper,
+            key,
+            load_options=QueryContext.default_load_options,
+            identity_token=None,
+            execution_options=EMPTY_DICT,
+            bind_arguments=None,
+        )
+    except _StatementBuilt as built:
+        return built.statement
+    raise RuntimeError(f"SQLAlchemy's get() loader for {mapper} did not execute a statement")
 
 
 @functools.lru_cache(maxsize=4096)
