@@ -198,6 +198,10 @@ class SettingsWatch:
     SQLAlchemy or on the driver connection), and not again when the driver
     reuses a prepared statement, so checking costs nothing per execution.
 
+    The same authorizer also records which connections prepared a statement
+    that creates, alters or drops a table: such a change alters no rows, and
+    the mirror must still hear of it.
+
     NOTE: a connection on which the application sets an authorizer of its
     own is no longer watched.
     """
@@ -206,10 +210,15 @@ class SettingsWatch:
         self.changed: set[int] = set()
         """``id()`` of each watched DBAPI connection that ran such a PRAGMA."""
 
+        self.schema_changed: set[int] = set()
+        """``id()`` of each watched DBAPI connection that prepared a table change."""
+
     def install(self, dbapi_connection: sqlite3.Connection) -> None:
         key = id(dbapi_connection)
         self.changed.discard(key)
+        self.schema_changed.discard(key)
         changed = self.changed
+        schema_changed = self.schema_changed
 
         def authorize(action: int, name: str | None, argument: str | None, *_: Any) -> int:
             # A PRAGMA with an argument sets a value, apart from the ones
@@ -217,9 +226,19 @@ class SettingsWatch:
             if action == sqlite3.SQLITE_PRAGMA and argument is not None:
                 if (name or "").lower() not in _REPORTING_PRAGMAS:
                     changed.add(key)
+            elif action in _TABLE_CHANGES:
+                schema_changed.add(key)
             return sqlite3.SQLITE_OK
 
         dbapi_connection.set_authorizer(authorize)
+
+    def pop_schema_changed(self, dbapi_connection: Any) -> bool:
+        """Tell whether ``dbapi_connection`` prepared a table change, and forget it."""
+        key = id(dbapi_connection)
+        if key in self.schema_changed:
+            self.schema_changed.discard(key)
+            return True
+        return False
 
     def pop_changed(self, dbapi_connection: Any) -> bool:
         """Tell whether ``dbapi_connection`` ran a setting PRAGMA, and forget it."""
@@ -229,6 +248,15 @@ class SettingsWatch:
             return True
         return False
 
+
+# Authorizer actions of statements that create, alter or drop a table.
+_TABLE_CHANGES = frozenset(
+    {
+        sqlite3.SQLITE_CREATE_TABLE,
+        sqlite3.SQLITE_DROP_TABLE,
+        sqlite3.SQLITE_ALTER_TABLE,
+    }
+)
 
 # PRAGMAs whose argument names what to report on; SQLAlchemy's reflection
 # and Alembic send them often, and they change nothing.

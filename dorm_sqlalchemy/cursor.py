@@ -139,7 +139,7 @@ class Cursor:
         "_cursor",
         "_changes_before",
         "_read_only",
-        "_discard",
+        "_keyword",
         "_description",
     )
 
@@ -162,10 +162,6 @@ class Cursor:
         # because isinstance() against an ABC costs more.
         if len(params) == 1 and not isinstance(params[0], _SCALARS) and isinstance(params[0], Mapping):
             parameters = params[0]
-        # A PRAGMA may undo the connection setup (foreign_keys = OFF), so its
-        # connection is closed afterwards instead of being reused.
-        discard = keyword == "PRAGMA"
-
         connection = entry.acquire_statement_connection()
         if read_only:
             connection.set_authorizer(read_only_authorizer)
@@ -173,7 +169,7 @@ class Cursor:
             changes_before = connection.total_changes
             dbapi_cursor = connection.execute(sql, parameters)
         except sqlite3.Error as error:
-            _release(entry, connection, None, read_only, discard)
+            _release(entry, connection, None, read_only, keyword)
             if read_only and error.sqlite_errorcode == sqlite3.SQLITE_AUTH:  # type: ignore[attr-defined]
                 raise DormError(
                     f"tenant {entry.tenant!r}: fan_out() only reads, and this statement "
@@ -184,7 +180,7 @@ class Cursor:
                 error, sql, parameters, entry.tenant, entry.settings.busy_timeout
             ) from error
         except BaseException:
-            _release(entry, connection, None, read_only, discard)
+            _release(entry, connection, None, read_only, keyword)
             raise
 
         self.rows_read = 0
@@ -193,7 +189,7 @@ class Cursor:
         self._cursor: sqlite3.Cursor | None = dbapi_cursor
         self._changes_before = changes_before
         self._read_only = read_only
-        self._discard = discard
+        self._keyword = keyword
         self._description = dbapi_cursor.description
         if self._description is None:
             self.close()
@@ -337,7 +333,7 @@ class Cursor:
             cursor.close()
         if self._read_only:
             connection.set_authorizer(None)
-        self._entry.release_statement_connection(connection, self._discard)
+        _release_statement_connection(self._entry, connection, self._keyword)
 
     def __enter__(self) -> Cursor:
         return self
@@ -363,13 +359,27 @@ def _release(
     connection: sqlite3.Connection,
     cursor: sqlite3.Cursor | None,
     read_only: bool,
-    discard: bool,
+    keyword: str,
 ) -> None:
     if cursor is not None:
         cursor.close()
     if read_only:
         connection.set_authorizer(None)
-    entry.release_statement_connection(connection, discard=discard)
+    _release_statement_connection(entry, connection, keyword)
+
+
+def _release_statement_connection(
+    entry: TenantEngines, connection: sqlite3.Connection, keyword: str
+) -> None:
+    # A PRAGMA may undo the connection setup (foreign_keys = OFF), so its
+    # connection is closed afterwards instead of being reused. The mirror
+    # hears of a schema change as of a write, because it changes no rows.
+    entry.release_statement_connection(
+        connection, discard=keyword == "PRAGMA", changed_schema=keyword in _SCHEMA_KEYWORDS
+    )
+
+
+_SCHEMA_KEYWORDS = frozenset({"CREATE", "DROP", "ALTER"})
 
 
 class AsyncCursor:

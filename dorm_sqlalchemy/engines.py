@@ -299,17 +299,20 @@ class TenantEngines:
             raise
         return connection
 
-    def release_statement_connection(self, connection: sqlite3.Connection, discard: bool = False) -> None:
+    def release_statement_connection(
+        self, connection: sqlite3.Connection, discard: bool = False, changed_schema: bool = False
+    ) -> None:
         """Return a connection taken by :meth:`acquire_statement_connection`.
 
         ``discard`` closes it instead, for a connection whose settings a
-        statement may have changed.
+        statement may have changed. ``changed_schema`` reports a statement
+        that may have changed the schema to the mirror, as a write.
         """
         if connection.in_transaction:
             connection.rollback()
         if self.on_write is not None:
             before = self._changes_at_checkout.pop(id(connection), None)
-            if before is not None and connection.total_changes != before:
+            if changed_schema or (before is not None and connection.total_changes != before):
                 self.on_write(self.tenant)
         if discard or self.retired or len(self._statement_connections) >= STATEMENT_CONNECTIONS:
             connection.close()

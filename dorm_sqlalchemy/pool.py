@@ -77,10 +77,16 @@ class CheckoutTracker:
             if owner.on_write is not None:
                 owner.on_write(owner.tenant)
             return
+        watch = self.watch
+        # A table change alone changes no rows, so the watch reports it.
+        changed_schema = (
+            watch is not None and watch.schema_changed and watch.pop_schema_changed(dbapi_connection)
+        )
         if owner.on_write is not None:
             self._report_changes(record, dbapi_connection)
+            if changed_schema:
+                owner.on_write(owner.tenant)
 
-        watch = self.watch
         if watch is None:
             # An aiosqlite connection can be closed only from a greenlet of
             # the event loop, which is where AsyncSession and AsyncConnection

@@ -502,10 +502,11 @@ class Dorm:
         """
         entry = self._open(tenant)
         connection = entry.acquire_statement_connection()
+        version = _schema_version(entry, connection)
         try:
             yield connection
         finally:
-            _release_raw(entry, connection)
+            _release_raw(entry, connection, version)
 
     @contextmanager
     def idle_raw_connection(
@@ -535,11 +536,12 @@ class Dorm:
             yield None
             return
 
+        version = _schema_version(entry, connection) if authorizer is None else None
         try:
             yield connection
         finally:
             if authorizer is None:
-                _release_raw(entry, connection)
+                _release_raw(entry, connection, version)
             else:
                 connection.set_progress_handler(None, 0)
                 connection.set_trace_callback(None)
@@ -629,11 +631,27 @@ class Dorm:
         await self.aclose()
 
 
-def _release_raw(entry: TenantEngines, connection: sqlite3.Connection) -> None:
+def _schema_version(entry: TenantEngines, connection: sqlite3.Connection) -> int | None:
+    """Return the schema version of a raw connection's database, when the mirror needs it."""
+    if entry.on_write is None:
+        return None
+    return int(connection.execute("PRAGMA schema_version").fetchone()[0])
+
+
+def _release_raw(
+    entry: TenantEngines, connection: sqlite3.Connection, schema_version: int | None
+) -> None:
     connection.set_authorizer(None)
     connection.set_progress_handler(None, 0)
     connection.set_trace_callback(None)
-    entry.release_statement_connection(connection)
+    # A schema change alone changes no rows, so the mirror hears of it here.
+    changed_schema = False
+    if schema_version is not None:
+        try:
+            changed_schema = _schema_version(entry, connection) != schema_version
+        except sqlite3.Error:
+            changed_schema = True
+    entry.release_statement_connection(connection, changed_schema=changed_schema)
 
 
 def _loop_is_running() -> bool:

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from dorm_sqlalchemy import Dorm
 from tests.mirror.helpers import aggregate_rows
@@ -109,3 +110,31 @@ def test_table_recreated_keeps_capture(mirrored: Dorm, aggregate_url: str) -> No
     mirrored.mirror.flush(10)
 
     assert aggregate_rows(aggregate_url, "t") == [("acme", 1, 2), ("acme", 3, 3)]
+
+
+def _run_alone(dorm: Dorm, path: str, sql: str) -> None:
+    """Run ``sql`` on tenant acme through ``path``, in a transaction of its own."""
+    if path == "dorm.exec":
+        dorm.exec("acme", sql)
+    elif path == "session":
+        with dorm.session("acme") as session, session.begin():
+            session.execute(text(sql))
+    else:
+        with dorm.raw_connection("acme") as connection:
+            connection.execute(sql)
+
+
+@pytest.mark.parametrize("path", ["dorm.exec", "session", "raw connection"])
+def test_schema_change_alone_is_mirrored(mirrored: Dorm, aggregate_url: str, path: str) -> None:
+    mirrored.exec("acme", "CREATE TABLE kept (id INTEGER PRIMARY KEY)")
+    mirrored.exec("acme", "CREATE TABLE gone (id INTEGER PRIMARY KEY)")
+    mirrored.exec("acme", "INSERT INTO kept VALUES (1)")
+    mirrored.exec("acme", "INSERT INTO gone VALUES (1)")
+    mirrored.mirror.flush(10)
+
+    _run_alone(mirrored, path, "ALTER TABLE kept ADD COLUMN color TEXT DEFAULT 'blue'")
+    _run_alone(mirrored, path, "DROP TABLE gone")
+    mirrored.mirror.flush(10)
+
+    assert aggregate_rows(aggregate_url, "kept") == [("acme", 1, "blue")]
+    assert aggregate_rows(aggregate_url, "gone") == []
