@@ -42,6 +42,19 @@ def test_status_lists_positions(root: Path, tmp_path: Path, capsys) -> None:
     assert "globex" not in output
 
 
+def test_status_names_unreadable_aggregate(root: Path, tmp_path: Path, capsys) -> None:
+    aggregate = tmp_path / "aggregate.db"
+    url = f"sqlite:///{aggregate}"
+    main(["--root", str(root), "mirror", "rebuild", "--aggregate", url])
+    aggregate.write_bytes(b"not a database" * 1000)
+    capsys.readouterr()
+
+    assert main(["--root", str(root), "mirror", "status", "--aggregate", url, "acme"]) == 0
+    captured = capsys.readouterr()
+    assert "acme" in captured.out
+    assert "could not be read" in captured.err
+
+
 def test_status_reads_environment(root: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("DORM_MIRROR", f"sqlite:///{tmp_path}/aggregate.db")
     assert main(["--root", str(root), "mirror", "status"]) == 0

@@ -88,6 +88,8 @@ def run_status(context: Context) -> int:
         positions = ["-" if position is None else str(position) for position in row.positions]
         table.add_row(row.tenant, str(row.pending), f"{row.oldest_age:.1f}", *positions)
     context.console.print(table)
+    for error in sorted({row.last_error for row in rows if row.last_error}):
+        context.notice(f"last error: {error}")
     behind = [row.tenant for row in rows if row.pending]
     if behind:
         context.notice(f"{len(behind)} tenant(s) with pending changes: {', '.join(behind)}")

@@ -171,26 +171,44 @@ class Mirror:
         return MirrorLag(total, _age(oldest), tuple(behind))
 
     def status(self, tenants: Sequence[str] | None = None) -> list[TenantMirrorStatus]:
-        """Return each tenant's pending changes and aggregate positions."""
+        """Return each tenant's pending changes and aggregate positions.
+
+        An aggregate that cannot be read (locked, down) does not make this
+        raise: its positions are ``None``, the pending changes are counted
+        from what this process applied, and ``last_error`` names the failure.
+        """
         names = list(self._dorm.tenants()) if tenants is None else [canonical_tenant(t) for t in tenants]
-        positions = [aggregate.positions() for aggregate in self.aggregates]
+        reads = [aggregate.read_positions() for aggregate in self.aggregates]
+        positions = [table for table, _ in reads]
+        read_error = next((error for _, error in reads if error is not None), None)
         pending = self._worker.pending()
         rows = []
         for tenant in names:
-            applied = [table[tenant][1] if tenant in table else 0 for table in positions]
+            applied = [self._applied_in(table, tenant) for table in positions]
             _, count, oldest_day = self._outbox_state(tenant, min(applied, default=0))
+            last_error = pending[tenant].last_error if tenant in pending else None
             rows.append(
                 TenantMirrorStatus(
                     tenant=tenant,
                     pending=count,
                     oldest_age=_age(oldest_day),
                     positions=tuple(
-                        table[tenant][1] if tenant in table else None for table in positions
+                        table[tenant][1] if table is not None and tenant in table else None
+                        for table in positions
                     ),
-                    last_error=pending[tenant].last_error if tenant in pending else None,
+                    last_error=last_error or read_error,
                 )
             )
         return rows
+
+    def _applied_in(self, positions: dict[str, tuple[str, int]] | None, tenant: str) -> int:
+        """Return the last entry of ``tenant`` applied to an aggregate, given its positions."""
+        if positions is None:
+            # The aggregate could not be read: this process knows what it applied.
+            return self._worker.applied.get(tenant, 0)
+        if tenant in positions:
+            return positions[tenant][1]
+        return 0
 
     def rebuild(self, tenants: Sequence[str] | None = None, *, timeout: float | None = None) -> None:
         """Recompute the aggregates from the tenants, then wait until done.

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -193,6 +194,13 @@ class Aggregate:
             cursor.execute(self.sql.select_positions)
             rows = cursor.fetchall()
         return {tenant: (incarnation, int(last_seq)) for tenant, incarnation, last_seq in rows}
+
+    def read_positions(self) -> tuple[dict[str, tuple[str, int]] | None, str | None]:
+        """Return :meth:`positions`, or ``None`` and the error when the aggregate cannot be read."""
+        try:
+            return self.positions(), None
+        except (self._dbapi_error, sa_exc.DBAPIError) as error:
+            return None, f"aggregate {self.display_url} could not be read: {error}"
 
     def position(self, tenant: str) -> tuple[str, int] | None:
         """Return ``tenant``'s ``(incarnation, last applied seq)``, or None if never mirrored."""

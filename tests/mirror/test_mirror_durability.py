@@ -132,3 +132,19 @@ def test_status_lists_positions_and_errors(make_dorm, tmp_path: Path) -> None:
     assert status.pending == 0
     assert status.positions[0] is not None
     assert status.last_error is None
+
+
+def test_status_reports_unreadable_aggregate(make_dorm, tmp_path: Path) -> None:
+    aggregate = tmp_path / "aggregate.db"
+    dorm = make_dorm(mirror=f"sqlite:///{aggregate}")
+    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    dorm.exec("acme", "INSERT INTO t VALUES (1)")
+    dorm.mirror.flush(10)
+    dorm.mirror.close(0)
+    aggregate.write_bytes(b"not a database" * 1000)
+
+    [status] = dorm.mirror.status(["acme"])
+
+    assert status.positions == (None,)
+    assert status.last_error is not None
+    assert "could not be read" in status.last_error
