@@ -422,13 +422,25 @@ class Aggregate:
             logger.info("aggregate %s: created table %s", self.display_url, shape.name)
         else:
             for column in columns:
-                if column in existing:
+                if self._has_column(existing, column):
+                    # Remembered in the tenant's spelling, for the check above.
+                    existing.add(column)
                     continue
                 declared = ddl_type(types_by_column.get(column, "INTEGER"), dialect)
                 cursor.execute(self.sql.add_column(shape.name, column, declared))
                 existing.add(column)
                 logger.info("aggregate %s: added column %s.%s", self.display_url, shape.name, column)
         self._columns[shape.name] = frozenset(existing)
+
+    def _has_column(self, existing: set[str], column: str) -> bool:
+        if column in existing:
+            return True
+        if self.url.get_backend_name() != "sqlite":
+            return False
+        # SQLite compares names ignoring the case of ASCII letters only, so
+        # "Total" in one tenant and "total" in another are one column.
+        folded = column.translate(_ASCII_LOWER)
+        return any(name.translate(_ASCII_LOWER) == folded for name in existing)
 
     def dispose(self) -> None:
         """Return the worker's connection and close every pooled connection."""
@@ -438,6 +450,9 @@ class Aggregate:
             # Closed, not returned to the pool, because tenants may be attached to it.
             connection.invalidate()
         self.engine.dispose()
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 @dataclass(frozen=True)

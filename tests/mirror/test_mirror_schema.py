@@ -138,3 +138,15 @@ def test_schema_change_alone_is_mirrored(mirrored: Dorm, aggregate_url: str, pat
 
     assert aggregate_rows(aggregate_url, "kept") == [("acme", 1, "blue")]
     assert aggregate_rows(aggregate_url, "gone") == []
+
+
+def test_column_spelled_in_other_case_is_one_column(mirrored: Dorm, aggregate_url: str) -> None:
+    mirrored.exec("acme", "CREATE TABLE orders (id INTEGER PRIMARY KEY, Total INTEGER)")
+    mirrored.exec("acme", "INSERT INTO orders VALUES (1, 10)")
+    mirrored.mirror.flush(10)
+    mirrored.exec("globex", "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER)")
+    mirrored.exec("globex", "INSERT INTO orders VALUES (1, 20)")
+    mirrored.mirror.flush(10)
+
+    assert aggregate_columns(aggregate_url, "orders") == ["tenant", "id", "Total"]
+    assert aggregate_rows(aggregate_url, "orders") == [("acme", 1, 10), ("globex", 1, 20)]
