@@ -269,6 +269,7 @@ def _reconcile(
     triggers = _installed_triggers(connection)
     current: dict[str, list[object]] = {}
     changed: list[str] = []
+    wanted: set[str] = set()
 
     for table in user_tables(connection):
         if table in exclude:
@@ -284,6 +285,7 @@ def _reconcile(
             )
         current[table] = shape.signature()
         expected = {f"{TRIGGER_PREFIX}{table}_{op}" for op in ("ins", "upd", "del")}
+        wanted |= expected
         if recorded.get(table) == current[table] and expected <= triggers:
             continue
 
@@ -294,6 +296,11 @@ def _reconcile(
         changed.append(table)
         if table in recorded:
             _log_shape_change(tenant, table, recorded[table], current[table])
+
+    # ALTER TABLE ... RENAME moves a table's triggers along under their old
+    # names, and they would record every write a second time.
+    for name in triggers - wanted:
+        connection.execute(f"DROP TRIGGER IF EXISTS {quote_identifier(name)}")
 
     for table in recorded.keys() - current.keys():
         connection.execute(f"INSERT INTO {OUTBOX} (tbl, op) VALUES (?, '{DROPPED}')", (table,))

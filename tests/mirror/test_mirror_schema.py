@@ -150,3 +150,23 @@ def test_column_spelled_in_other_case_is_one_column(mirrored: Dorm, aggregate_ur
 
     assert aggregate_columns(aggregate_url, "orders") == ["tenant", "id", "Total"]
     assert aggregate_rows(aggregate_url, "orders") == [("acme", 1, 10), ("globex", 1, 20)]
+
+
+def test_renamed_table_keeps_one_set_of_triggers(mirrored: Dorm, aggregate_url: str) -> None:
+    mirrored.exec("acme", "CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    mirrored.exec("acme", "INSERT INTO orders VALUES (1)")
+    mirrored.mirror.flush(10)
+    mirrored.exec("acme", "ALTER TABLE orders RENAME TO purchases")
+    mirrored.exec("acme", "INSERT INTO purchases VALUES (2)")
+    mirrored.mirror.flush(10)
+
+    triggers = mirrored.exec(
+        "acme", "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name"
+    ).all()
+    assert [tuple(row) for row in triggers] == [
+        ("_dorm_mirror_purchases_del", "purchases"),
+        ("_dorm_mirror_purchases_ins", "purchases"),
+        ("_dorm_mirror_purchases_upd", "purchases"),
+    ]
+    assert aggregate_rows(aggregate_url, "purchases") == [("acme", 1), ("acme", 2)]
+    assert aggregate_rows(aggregate_url, "orders") == []
