@@ -85,6 +85,7 @@ class Mirror:
             dorm.storage.exists,
             self._identify,
             dorm.path,
+            dorm.tenants,
             exclude=self.exclude,
             tenant_column=tenant_column,
         )

@@ -23,6 +23,7 @@ connection, so rows are copied by one ``INSERT ... SELECT`` inside SQLite.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import PoolProxiedConnection
 
+from ..errors import MirrorError
 from .capture import ROWID_KEY, TableShape
 from .column_types import Converter, ddl_type, value_converter
 from .statements import STATE_TABLE, AggregateSql, SqliteSql, sql_for_dialect
@@ -121,6 +123,45 @@ class Aggregate:
         """Tenants attached to the worker's connection: schema name and file identity."""
 
         self._ready = False
+        self._file = self._file_path()
+        """The SQLite aggregate's file, or ``None`` for other aggregates and in-memory ones."""
+
+        self._file_identity: tuple[int, int] | None = None
+        """Device and inode of the file the worker's connection opened."""
+
+    def _file_path(self) -> Path | None:
+        database = self.url.database
+        if self.url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+            return None
+        if database.startswith("file:"):
+            # A URI file name: its path is not compared.
+            return None
+        return Path(database)
+
+    def _read_file_identity(self) -> tuple[int, int] | None:
+        assert self._file is not None
+        try:
+            status = os.stat(self._file)
+        except FileNotFoundError:
+            return None
+        return status.st_dev, status.st_ino
+
+    def check_file(self) -> None:
+        """Raise :class:`AggregateFileReplaced` if the worker's file was deleted or replaced.
+
+        A connection keeps writing to a deleted file, so the worker would
+        apply changes that no other connection can read. Worker thread only.
+        """
+        if self._file is None or self._connection is None:
+            return
+        if self._read_file_identity() == self._file_identity:
+            return
+        self._discard_worker_connection()
+        self.engine.dispose()
+        self._columns.clear()
+        self._writers.clear()
+        self._ready = False
+        raise AggregateFileReplaced(self)
 
     def _create_engine(self) -> Engine:
         if self.url.get_backend_name() == "sqlite":
@@ -176,6 +217,8 @@ class Aggregate:
     def _worker_connection(self) -> Any:
         if self._connection is None:
             self._connection = self.engine.raw_connection()
+            if self._file is not None:
+                self._file_identity = self._read_file_identity()
         return self._connection.dbapi_connection
 
     def _discard_worker_connection(self) -> None:
@@ -213,6 +256,7 @@ class Aggregate:
 
     def apply(self, batch: Batch) -> bool:
         """Apply ``batch`` atomically; return False when it was applied before."""
+        self.check_file()
         try:
             # BEGIN IMMEDIATE would lock attached tenants too.
             for tenant in list(self._attached):
@@ -319,6 +363,7 @@ class Aggregate:
         position at the end of the block. Worker thread only, like :meth:`apply`.
         """
         assert isinstance(self.sql, SqliteSql)
+        self.check_file()
         try:
             if not self._ready:
                 with self._checkout():
@@ -453,6 +498,17 @@ class Aggregate:
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+class AggregateFileReplaced(MirrorError):
+    """The SQLite aggregate's file was deleted or replaced under the mirror."""
+
+    def __init__(self, aggregate: Aggregate) -> None:
+        super().__init__(
+            f"aggregate {aggregate.display_url}: its file was deleted or replaced while "
+            "the mirror ran; every tenant is copied to it whole again"
+        )
+        self.aggregate = aggregate
 
 
 @dataclass(frozen=True)

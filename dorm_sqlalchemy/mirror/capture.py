@@ -269,7 +269,7 @@ def _reconcile(
     triggers = _installed_triggers(connection)
     current: dict[str, list[object]] = {}
     changed: list[str] = []
-    wanted: set[str] = set()
+    expected_triggers: set[str] = set()
 
     for table in user_tables(connection):
         if table in exclude:
@@ -285,7 +285,7 @@ def _reconcile(
             )
         current[table] = shape.signature()
         expected = {f"{TRIGGER_PREFIX}{table}_{op}" for op in ("ins", "upd", "del")}
-        wanted |= expected
+        expected_triggers |= expected
         if recorded.get(table) == current[table] and expected <= triggers:
             continue
 
@@ -299,7 +299,7 @@ def _reconcile(
 
     # ALTER TABLE ... RENAME moves a table's triggers along under their old
     # names, and they would record every write a second time.
-    for name in triggers - wanted:
+    for name in triggers - expected_triggers:
         connection.execute(f"DROP TRIGGER IF EXISTS {quote_identifier(name)}")
 
     for table in recorded.keys() - current.keys():
@@ -430,6 +430,18 @@ def outbox_state(
     ).fetchone()
     last = connection.execute(f"SELECT max(seq) FROM {OUTBOX}").fetchone()[0]
     return (0 if last is None else int(last)), int(count), oldest
+
+
+def entries_pruned_after(
+    connection: sqlite3.Connection | sqlite3.Cursor, seq: int, *, schema: str = "main"
+) -> bool:
+    """Tell whether outbox entries after ``seq`` were pruned, so that ``seq`` cannot be caught up from.
+
+    An aggregate put back from an older copy records such a position.
+    """
+    prefix = quote_identifier(schema)
+    first = connection.execute(f"SELECT min(seq) FROM {prefix}.{OUTBOX}").fetchone()[0]
+    return first is not None and int(first) > seq + 1
 
 
 def prune_changes(connection: sqlite3.Connection, up_to_seq: int) -> None:

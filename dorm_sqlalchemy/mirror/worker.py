@@ -22,14 +22,14 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MirrorError
 from ..naming import TenantName
 from . import capture
-from .aggregate import Aggregate, AttachedTenant, Batch, TableAction
+from .aggregate import Aggregate, AggregateFileReplaced, AttachedTenant, Batch, TableAction
 from .capture import DROPPED, SNAPSHOT, RowQueries, TableShape
 
 __all__ = ["MirrorWorker", "TenantProgress"]
@@ -76,6 +76,7 @@ class MirrorWorker:
         exists: Callable[[TenantName], bool],
         identify: Callable[[TenantName], object | None],
         locate: Callable[[TenantName], Path | None],
+        tenants: Callable[[], Iterable[TenantName]],
         *,
         exclude: Collection[str],
         tenant_column: str,
@@ -85,10 +86,13 @@ class MirrorWorker:
         self._exists = exists
         self._identify = identify
         self._locate = locate
+        self._tenants = tenants
         # Used by the worker thread only: a connection and its capture state per tenant.
         self._connections: OrderedDict[TenantName, _TenantState] = OrderedDict()
         self._pruned: dict[TenantName, tuple[int, float]] = {}
         self._positions: dict[tuple[int, TenantName], tuple[str, int]] = {}
+        self._whole: set[tuple[int, TenantName]] = set()
+        """Tenants to copy whole to an aggregate, whatever position it records."""
         self.applied: dict[TenantName, int] = {}
         """The lowest outbox position every aggregate has applied, per tenant."""
         self._exclude = frozenset(exclude)
@@ -184,8 +188,23 @@ class MirrorWorker:
                         aggregate.forget(tenant)
                 else:
                     self.sync_tenant(tenant)
+            except AggregateFileReplaced as error:
+                self._copy_whole(error.aggregate)
+                self._failed(kind, tenant, progress, error)
             except Exception as error:  # logged, kept pending and retried
                 self._failed(kind, tenant, progress, error)
+
+    def _copy_whole(self, aggregate: Aggregate) -> None:
+        """Queue every tenant for a whole copy to ``aggregate``.
+
+        A new file has no positions, and an older copy put back in place
+        records positions whose outbox entries may be pruned already.
+        """
+        for tenant in self._tenants():
+            key = (id(aggregate), tenant)
+            self._positions.pop(key, None)
+            self._whole.add(key)
+            self.notify(tenant)
 
     def _next_job(self) -> tuple[str, TenantName, TenantProgress] | None:
         with self._condition:
@@ -344,7 +363,7 @@ class MirrorWorker:
         key = (id(aggregate), tenant)
         while True:
             position = self._positions.get(key)
-            if position is None:
+            if position is None and key not in self._whole:
                 position = aggregate.position(tenant)
             try:
                 if aggregate.can_attach and state.path is not None:
@@ -359,6 +378,7 @@ class MirrorWorker:
                 self._refresh_capture(state, tenant)
                 continue
             self._positions[key] = position
+            self._whole.discard(key)
             # A full batch may have left entries behind; otherwise every
             # entry committed before this pass is applied, and later commits
             # notify the worker again.
@@ -380,7 +400,11 @@ class MirrorWorker:
                 return None, 0
             if source.fresh:
                 _check_attached_file(state, tenant, source)
-            if position is None or position[0] != state.incarnation:
+            if (
+                position is None
+                or position[0] != state.incarnation
+                or capture.entries_pruned_after(source.cursor, position[1], schema=source.schema)
+            ):
                 last = source.execute(f"SELECT max(seq) FROM {prefix}.{capture.OUTBOX}").fetchone()[0]
                 batch = self._snapshot_batch(state, tenant, int(last or 0), source)
                 aggregate.apply_attached(source, batch)
@@ -410,7 +434,11 @@ class MirrorWorker:
             version = connection.execute("PRAGMA schema_version").fetchone()[0]
             if version != state.schema_version:
                 return None, 0
-            if position is None or position[0] != state.incarnation:
+            if (
+                position is None
+                or position[0] != state.incarnation
+                or capture.entries_pruned_after(connection, position[1])
+            ):
                 last, _, _ = capture.outbox_state(connection)
                 batch = self._snapshot_batch(state, tenant, last, None)
                 aggregate.apply(batch)

@@ -148,3 +148,52 @@ def test_status_reports_unreadable_aggregate(make_dorm, tmp_path: Path) -> None:
     assert status.positions == (None,)
     assert status.last_error is not None
     assert "could not be read" in status.last_error
+
+
+def test_deleted_aggregate_file_is_filled_again(make_dorm, tmp_path: Path) -> None:
+    aggregate = tmp_path / "aggregate.db"
+    url = f"sqlite:///{aggregate}"
+    dorm = make_dorm(mirror=url)
+    for tenant in ("acme", "globex"):
+        dorm.exec(tenant, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        dorm.exec(tenant, "INSERT INTO t VALUES (1)")
+    dorm.mirror.flush(10)
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{aggregate}{suffix}").unlink(missing_ok=True)
+    dorm.exec("acme", "INSERT INTO t VALUES (2)")
+    dorm.mirror.flush(10)
+
+    assert aggregate_rows(url, "t") == tenant_rows(dorm, "acme", "t") + tenant_rows(dorm, "globex", "t")
+
+
+def test_older_aggregate_copy_is_caught_up(make_dorm, tmp_path: Path, monkeypatch) -> None:
+    import sqlite3
+
+    from dorm_sqlalchemy.mirror import worker
+
+    # Prune after every batch, so the entries the old copy lacks are gone.
+    monkeypatch.setattr(worker, "PRUNE_ENTRIES", 0)
+    monkeypatch.setattr(worker, "PRUNE_INTERVAL", 0.0)
+    aggregate = tmp_path / "aggregate.db"
+    url = f"sqlite:///{aggregate}"
+    dorm = make_dorm(mirror=url)
+    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    dorm.exec("acme", "INSERT INTO t VALUES (1)")
+    dorm.mirror.flush(10)
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    with sqlite3.connect(aggregate) as source:
+        source.backup(copy)
+    copy.close()
+    for key in (2, 3, 4):
+        dorm.exec("acme", "INSERT INTO t VALUES (?)", key)
+        dorm.mirror.flush(10)
+    dorm.close()
+
+    os.replace(tmp_path / "copy.db", aggregate)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{aggregate}{suffix}").unlink(missing_ok=True)
+    dorm = make_dorm(mirror=url)
+    dorm.mirror.flush(10)
+
+    assert aggregate_rows(url, "t") == tenant_rows(dorm, "acme", "t")
