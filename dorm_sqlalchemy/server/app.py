@@ -152,7 +152,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(CORSMiddleware, policy=cors),
-            Middleware(AuthMiddleware, tokens=token_table, is_public=is_public_path),
+            Middleware(AuthMiddleware, tokens=token_table, is_public=is_public_path, cors=cors),
         ],
         exception_handlers={
             ApiError: on_api_error,

@@ -12,7 +12,11 @@ in the ASGI scope under :data:`TOKEN_SCOPE_KEY` for the endpoints, which
 check the tenant and read-only flag. Without any token configured, every
 request gets full access, but only when its ``Host`` header names a loopback
 address: a web page that rebinds its own domain name to 127.0.0.1 (DNS
-rebinding) sends its own host name, and is rejected with 403.
+rebinding) sends its own host name, and is rejected with 403. A request
+whose ``Origin`` header names another site is rejected with 403 as well,
+unless that origin is allowed by the CORS policy: a browser sends a form
+or a ``text/plain`` POST to any server without asking first, so any page
+open in the browser could otherwise change the tenants.
 
 Failures are 401 with ``WWW-Authenticate: Bearer realm="dorm"``. The server
 sends no ``Basic`` challenge, because browsers respond to one with a login
@@ -32,6 +36,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .cors import CorsPolicy
 from .errors import ApiError
 from .protocol import dumps
 from .settings import FULL_ACCESS, TokenScope
@@ -67,8 +72,10 @@ class AuthMiddleware:
         *,
         tokens: Mapping[str, TokenScope] | None,
         is_public: Callable[[str], bool],
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.app = app
+        self._cors = cors
         self._tokens = (
             None
             if tokens is None
@@ -108,7 +115,9 @@ class AuthMiddleware:
             return
         try:
             if self._tokens is None:
-                _check_loopback_host(_header(scope, b"host"))
+                host = _header(scope, b"host")
+                _check_loopback_host(host)
+                _check_origin(_header(scope, b"origin"), host, self._cors)
                 scope[TOKEN_SCOPE_KEY] = FULL_ACCESS
             else:
                 scope[TOKEN_SCOPE_KEY] = self.authenticate(_header(scope, b"authorization"))
@@ -178,6 +187,26 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _check_origin(origin: str | None, host_header: str | None, cors: CorsPolicy | None) -> None:
+    """Reject a browser request from another site to a server without a secret."""
+    if origin is None:
+        # Not sent by a browser for this request (curl, httpx, the dialect).
+        return
+    if cors is not None and cors.allows(origin):
+        return
+    _, separator, authority = origin.partition("://")
+    if separator and host_header is not None and authority.lower() == host_header.lower():
+        # The server's own pages, such as the explorer.
+        return
+    raise ApiError(
+        403,
+        f"this server has no secret, so it accepts browser requests only from its own "
+        f"pages and from the origins given with --cors-origin, and this request comes "
+        f"from {origin!r}: start the server with a secret, or allow the origin with "
+        "--cors-origin",
+    )
 
 
 def _check_loopback_host(host_header: str | None) -> None:

@@ -240,3 +240,21 @@ def test_explorer_address_selects_tenant_and_table(explorer: tuple[LiveServer, A
 
     assert location == "acme / notes"
     assert page.evaluate("location.hash") == "#tenant=globex"
+
+
+def test_explorer_works_without_secret(start_server: Any, browser: Any) -> None:
+    live = start_server(secret=None)
+    live.dorm.exec("acme", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    page = browser.new_page()
+    page.set_default_timeout(10_000)
+
+    # The page's own requests carry its origin, which the server accepts.
+    page.goto(live.url + "/")
+    page.click("#tenant-list button[data-tenant='acme']")
+    page.click("button[data-tab='sql']")
+    page.fill("#sql-input", "INSERT INTO notes (body) VALUES ('from the page') RETURNING id")
+    page.click("#run-sql")
+    page.wait_for_selector("#sql-result tbody tr")
+    page.close()
+
+    assert live.dorm.exec("acme", "SELECT body FROM notes").scalar() == "from the page"

@@ -124,11 +124,47 @@ def test_no_secret_allows_no_cross_origin_reads(start_server: Any) -> None:
     assert "access-control-allow-origin" not in preflight.headers
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example", "Content-Type": "text/plain"},
+        {"Origin": "null", "Content-Type": "text/plain"},
+        {"Origin": "http://127.0.0.1:9", "Content-Type": "application/x-www-form-urlencoded"},
+    ],
+    ids=["other site", "opaque origin", "other local port"],
+)
+def test_no_secret_rejects_writes_from_other_origins(
+    start_server: Any, headers: dict[str, str]
+) -> None:
+    live = start_server(secret=None)
+    live.dorm.exec("acme", "CREATE TABLE t (x)")
+
+    response = httpx.post(
+        f"{live.url}/acme/api/db/query/raw",
+        content='{"sql": "INSERT INTO t VALUES (1)"}',
+        headers=headers,
+    )
+
+    assert response.status_code == 403
+    assert "--cors-origin" in response.json()["error"]
+    assert live.dorm.exec("acme", "SELECT count(*) FROM t").scalar() == 0
+
+
+def test_no_secret_accepts_own_pages(start_server: Any) -> None:
+    live = start_server(secret=None)
+    origin = live.url.rstrip("/")
+
+    response = _post(live, {"Origin": origin})
+
+    assert response.status_code == 200
+
+
 def test_no_secret_with_explicit_origin(start_server: Any) -> None:
     live = start_server(secret=None, cors_origins=["https://studio.example"])
 
     response = _post(live, {"Origin": "https://studio.example"})
 
+    assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://studio.example"
 
 
