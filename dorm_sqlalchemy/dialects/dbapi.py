@@ -377,6 +377,9 @@ class Connection:
         except httpx.TransportError as error:
             raise self._network_error(error, url) from error
 
+        if response.status_code == 404 and _names_missing_tenant(response):
+            # The server has transactions, but not this tenant yet.
+            raise self._error_from_response(404, self._read_json(response, url), url)
         if response.status_code in (404, 405) and self.transactions_supported is None:
             self.transactions_supported = False
             logger.warning(
@@ -827,3 +830,15 @@ def _description(columns: Sequence[str]) -> tuple[tuple[Any, ...], ...] | None:
     if not columns:
         return None
     return tuple((name, None, None, None, None, None, None) for name in columns)
+
+
+def _names_missing_tenant(response: httpx.Response) -> bool:
+    """Tell whether a 404 is a dorm server's error for a tenant that does not exist."""
+    try:
+        document = response.json()
+    except ValueError:
+        return False
+    if not isinstance(document, dict):
+        return False
+    error = document.get("error")
+    return isinstance(error, str) and error.startswith("tenant ") and "does not exist" in error

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +52,9 @@ def _free_socket() -> socket.socket:
     return sock
 
 
-@pytest.fixture
-def server(make_dorm: Any) -> Iterator[LiveServer]:
-    """Serve a fresh registry with the secret :data:`SECRET`; stop the server before the registry closes."""
-    dorm = make_dorm()
+@contextmanager
+def serve(dorm: Dorm) -> Iterator[LiveServer]:
+    """Serve ``dorm`` with the secret :data:`SECRET` for the block; stop the server when it ends."""
     app = create_app(dorm, secret=SECRET)
     sock = _free_socket()
     port = sock.getsockname()[1]
@@ -69,11 +69,19 @@ def server(make_dorm: Any) -> Iterator[LiveServer]:
             raise RuntimeError("the test server did not start within 10 s")
         time.sleep(0.01)
 
-    yield LiveServer("127.0.0.1", port, dorm)
+    try:
+        yield LiveServer("127.0.0.1", port, dorm)
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
 
-    uvicorn_server.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+
+@pytest.fixture
+def server(make_dorm: Any) -> Iterator[LiveServer]:
+    """Serve a fresh registry; the server stops before the registry closes."""
+    with serve(make_dorm()) as live:
+        yield live
 
 
 @pytest.fixture

@@ -216,3 +216,24 @@ def test_fallback_without_server_transactions(server_without_transactions: str) 
             connection.rollback()
 
     assert supported is False
+
+
+def test_missing_tenant_keeps_transactions(make_dorm: Any) -> None:
+    from .conftest import serve
+
+    dorm = make_dorm(create=False)
+    with serve(dorm) as live:
+        connection = dbapi.connect(live.api_url("late"), secret=SECRET)
+        with connection:
+            cursor = connection.cursor()
+            with pytest.raises(dbapi.OperationalError, match="does not exist"):
+                cursor.execute("SELECT 1")
+            dorm.create("late")
+            cursor.execute("CREATE TABLE t (x)")
+            connection.commit()
+            cursor.execute("INSERT INTO t VALUES (1)")
+            connection.rollback()
+            cursor.execute("SELECT count(*) FROM t")
+
+            assert cursor.fetchone()[0] == 0
+            assert connection.transactions_supported is True
