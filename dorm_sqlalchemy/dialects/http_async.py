@@ -16,13 +16,19 @@ How it works
 
 The dialect drives the blocking DB-API driver of ``dorm+http``
 (:mod:`dorm_sqlalchemy.dialects.dbapi`) from worker threads. Each call that
-sends a request runs in ``asyncio.to_thread()``: execute, fetching from a
-server-side cursor, commit, rollback and close. So the event loop does not
-wait on the network. The exception is a connection that the garbage collector
-finds unclosed: SQLAlchemy terminates it outside the event loop, and closing
-it rolls back its transaction in the calling thread. A connection runs one call at a time, so cancelling a
-task while its statement is in flight does not stop the request; the next
-call on that connection waits for it to finish.
+sends a request runs in the connection's own worker thread: execute,
+fetching from a server-side cursor, commit, rollback and close. So the event
+loop does not wait on the network. The exception is a connection that the
+garbage collector finds unclosed: SQLAlchemy terminates it outside the event
+loop, and closing it rolls back its transaction in the calling thread. A
+connection runs one call at a time, so cancelling a task while its
+statement is in flight does not stop the request; the next call on that
+connection waits for it to finish.
+
+Each connection has a thread of its own because, in asyncio's shared
+default executor, connections waiting for a tenant's write lock could take
+every thread, and the connection holding the lock could not send its
+COMMIT.
 
 Transactions, isolation levels (``"SERIALIZABLE"``, the default, and
 ``"AUTOCOMMIT"``), server-side cursors (``AsyncConnection.stream()``,
@@ -47,7 +53,10 @@ Installed from the distribution, the entry points ``dorm.http_async`` and
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
@@ -84,10 +93,12 @@ class AsyncConnection:
     def __init__(self, connection: dorm_dbapi.Connection) -> None:
         self.sync_connection = connection
         self.lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dorm-http-async")
 
     async def run(self, function: Callable[..., _T], *args: Any) -> _T:
-        """Call ``function(*args)`` in a worker thread, one call per connection at a time."""
-        return await asyncio.to_thread(self.run_blocking, function, *args)
+        """Call ``function(*args)`` in the connection's worker thread, one call at a time."""
+        call = functools.partial(contextvars.copy_context().run, self.run_blocking, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def run_blocking(self, function: Callable[..., _T], *args: Any) -> _T:
         with self.lock:
@@ -103,7 +114,14 @@ class AsyncConnection:
         await self.run(self.sync_connection.rollback)
 
     async def close(self) -> None:
-        await self.run(self.sync_connection.close)
+        try:
+            await self.run(self.sync_connection.close)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Let the worker thread end once its calls are done."""
+        self._executor.shutdown(wait=False)
 
 
 class AsyncCursor:
@@ -246,7 +264,10 @@ class AsyncAdapt_dorm_connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connecti
     def _terminate_force_close(self) -> None:
         # Called outside any greenlet (garbage collection) or after the graceful
         # close failed, so it blocks: close() rolls back an open transaction.
-        self._connection.run_blocking(self._connection.sync_connection.close)
+        try:
+            self._connection.run_blocking(self._connection.sync_connection.close)
+        finally:
+            self._connection.shutdown()
 
 
 class AsyncAdapt_dorm_dbapi(AsyncAdapt_dbapi_module):

@@ -295,3 +295,28 @@ def test_async_dispose_no_resource_warning(server: LiveServer) -> None:
 
     assert completed.returncode == 0, completed.stderr
     assert "ResourceWarning" not in completed.stderr
+
+
+async def test_waiting_transactions_leave_the_lock_holder_a_thread(
+    async_engine: AsyncEngine,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # A default executor smaller than the number of transactions: those
+    # waiting for the tenant's write lock must not take the holder's thread.
+    executor = ThreadPoolExecutor(max_workers=2)
+    asyncio.get_running_loop().set_default_executor(executor)
+    async with async_engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER)"))
+        await connection.execute(text("INSERT INTO counter VALUES (1, 0)"))
+
+    async def increment() -> None:
+        async with async_engine.begin() as connection:
+            n = (await connection.execute(text("SELECT n FROM counter"))).scalar_one()
+            await connection.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
+
+    await asyncio.wait_for(asyncio.gather(*[increment() for _ in range(6)]), timeout=4)
+    async with async_engine.connect() as connection:
+        total = (await connection.execute(text("SELECT n FROM counter"))).scalar_one()
+
+    assert total == 6
