@@ -29,6 +29,7 @@ from .transactions import (
     TransactionManager,
     token_hash,
 )
+from .write_gates import WriteGates, may_write
 
 if TYPE_CHECKING:
     from ..registry import Dorm
@@ -41,10 +42,17 @@ ROW_FORMATS = ("object", "array")
 class SqlApi:
     """The endpoints of the StarbaseDB-style SQL API for one registry."""
 
-    def __init__(self, dorm: Dorm, limits: ServerLimits, transactions: TransactionManager) -> None:
+    def __init__(
+        self,
+        dorm: Dorm,
+        limits: ServerLimits,
+        transactions: TransactionManager,
+        write_gates: WriteGates,
+    ) -> None:
         self.dorm = dorm
         self.limits = limits
         self.transactions = transactions
+        self.write_gates = write_gates
 
     async def query_raw(self, request: Request) -> Response:
         """Run one statement or a transaction and return every row at once.
@@ -61,7 +69,12 @@ class SqlApi:
                 result = run_inline(self.dorm, tenant, query.statements[0], self.limits)
                 if result is not None:
                     return Response(_result_body(query, [result]), media_type="application/json")
-            body = await run_in_threadpool(self._run_raw, tenant, query, token_scope.read_only)
+            read_only = token_scope.read_only
+            if not may_write(query.statements, is_transaction=query.is_transaction, read_only=read_only):
+                body = await run_in_threadpool(self._run_raw, tenant, query, read_only)
+                return Response(body, media_type="application/json")
+            async with self.write_gates.enter(tenant):
+                body = await run_in_threadpool(self._run_raw, tenant, query, read_only)
             return Response(body, media_type="application/json")
 
         record = await self.transactions.acquire(transaction_id, tenant, _owner(request))
@@ -125,7 +138,13 @@ class SqlApi:
                 connection=None if record is None else record.connection,
             )
             with anyio.CancelScope(shield=record is not None):
-                first_line = await run_in_threadpool(stream.open)
+                if record is None and may_write(
+                    query.statements, is_transaction=False, read_only=token_scope.read_only
+                ):
+                    async with self.write_gates.enter(tenant):
+                        first_line = await run_in_threadpool(stream.open)
+                else:
+                    first_line = await run_in_threadpool(stream.open)
         except ApiError as error:
             if record is None:
                 raise

@@ -36,6 +36,7 @@ from .explorer import explorer_routes, is_public_path
 from .openapi import build_openapi
 from .settings import FULL_ACCESS, ServerLimits, TokenScope
 from .transactions import TransactionManager
+from .write_gates import WriteGates
 
 if TYPE_CHECKING:
     from ..registry import Dorm
@@ -76,8 +77,9 @@ def create_app(
     if cors_origins is None:
         cors_origins = "*" if token_table is not None else ()
     cors = CorsPolicy(cors_origins)
-    transactions = TransactionManager(dorm, limits)
-    sql_api = SqlApi(dorm, limits, transactions)
+    write_gates = WriteGates(dorm.settings.busy_timeout)
+    transactions = TransactionManager(dorm, limits, write_gates)
+    sql_api = SqlApi(dorm, limits, transactions, write_gates)
 
     routes: list[BaseRoute] = [
         Route("/{tenant}/api/db/query/raw", sql_api.query_raw, methods=["POST"]),

@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from .errors import ApiError
 from .execution import TenantConnection, translate_error
 from .settings import ServerLimits
+from .write_gates import WriteGates
 
 if TYPE_CHECKING:
     from ..registry import Dorm
@@ -122,9 +123,12 @@ class InteractiveTransaction:
 class TransactionManager:
     """The open interactive transactions of one application, and their idle-timeout sweeper."""
 
-    def __init__(self, dorm: Dorm, limits: ServerLimits) -> None:
+    def __init__(
+        self, dorm: Dorm, limits: ServerLimits, write_gates: WriteGates | None = None
+    ) -> None:
         self.dorm = dorm
         self.limits = limits
+        self.write_gates = write_gates or WriteGates(dorm.settings.busy_timeout)
         self._open: dict[str, InteractiveTransaction] = {}
         self._starting = 0
         self._sweeper: asyncio.Task[None] | None = None
@@ -169,9 +173,16 @@ class TransactionManager:
         try:
             # Shielded, so a cancelled request cannot leave a connection behind.
             with anyio.CancelScope(shield=True):
-                record = await run_in_threadpool(
-                    self._open_transaction, tenant, owner, MODES[mode], idle_timeout
-                )
+                if mode == "deferred":
+                    record = await run_in_threadpool(
+                        self._open_transaction, tenant, owner, MODES[mode], idle_timeout
+                    )
+                else:
+                    # BEGIN IMMEDIATE waits for the write lock.
+                    async with self.write_gates.enter(tenant):
+                        record = await run_in_threadpool(
+                            self._open_transaction, tenant, owner, MODES[mode], idle_timeout
+                        )
         finally:
             self._starting -= 1
         record.touch()

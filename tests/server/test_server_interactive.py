@@ -204,3 +204,30 @@ async def test_close_rolls_back_open(dorm: Any) -> None:
         count = connection.execute("SELECT count(*) FROM notes").fetchone()[0]
         connection.rollback()
     assert count == 0
+
+
+def test_busy_tenant_leaves_threads_for_others(start_server: Any, make_dorm: Any) -> None:
+    import concurrent.futures
+    import time
+
+    live = start_server(make_dorm(busy_timeout=2))
+    for tenant in ("busy", "other"):
+        live.sql(tenant, "CREATE TABLE t (x)")
+    holder = _begin(live, "busy", mode="immediate")
+
+    # More waiting writers than the server has worker threads (40).
+    def write_busy() -> int:
+        return live.client.post("/busy/api/db/query/raw", json={"sql": "INSERT INTO t VALUES (1)"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=48) as pool:
+        waiting = [pool.submit(write_busy) for _ in range(48)]
+        time.sleep(0.5)
+        started = time.monotonic()
+        other = live.sql("other", "INSERT INTO t VALUES (1)")
+        other_seconds = time.monotonic() - started
+        statuses = [future.result() for future in waiting]
+    live.client.post(f"/busy/api/db/transaction/{holder}/rollback")
+
+    assert other.status_code == 200
+    assert other_seconds < 1.0
+    assert set(statuses) == {503}
