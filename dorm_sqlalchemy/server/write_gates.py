@@ -62,7 +62,11 @@ class WriteGates:
             with anyio.move_on_after(self.busy_timeout) as waiting:
                 await gate.acquire()
             if waiting.cancelled_caught:
-                logger.info("tenant %s: 503, a writer waited %g s for the write lock", tenant, self.busy_timeout)
+                logger.info(
+                    "tenant %s: 503, a writer waited %g s for the write lock",
+                    tenant,
+                    self.busy_timeout,
+                )
                 busy = TenantBusy(tenant, self.busy_timeout)
                 raise ApiError(503, str(busy), tenant=tenant, headers={"Retry-After": "1"})
             try:
