@@ -157,7 +157,9 @@ class SqlApi:
 
         # The response releases the transaction's lock after the last row.
         on_close = None if record is None else partial(self.transactions.release, record)
-        return NDJSONResponse(stream, first_line, on_close=on_close)
+        return NDJSONResponse(
+            stream, first_line, stall_timeout=self.limits.stream_stall_timeout, on_close=on_close
+        )
 
     async def begin_transaction(self, request: Request) -> Response:
         """Begin an interactive transaction and return its id (201)."""

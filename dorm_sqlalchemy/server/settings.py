@@ -63,6 +63,13 @@ class ServerLimits:
     stream_batch_rows: int = 500
     """Rows ``/query/stream`` fetches from SQLite per worker-thread hop."""
 
+    stream_stall_timeout: float = 30.0
+    """Seconds a ``/query/stream`` response waits for the client to take its next batch.
+
+    A client that stops reading would otherwise keep the stream's transaction
+    open, and with it the tenant's write lock for a statement that writes.
+    After this time the stream is closed and its transaction rolled back."""
+
     max_transactions: int = 64
     """Maximum interactive transactions open at once on the server, over all tenants.
 
@@ -80,8 +87,7 @@ class ServerLimits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"invalid {name} {value!r}: give an integer >= 1")
-        timeout = self.statement_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ValueError(
-                f"invalid statement_timeout {timeout!r}: give the seconds as a number > 0"
-            )
+        for name in ("statement_timeout", "stream_stall_timeout"):
+            timeout = getattr(self, name)
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+                raise ValueError(f"invalid {name} {timeout!r}: give the seconds as a number > 0")

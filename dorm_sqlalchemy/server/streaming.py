@@ -18,7 +18,8 @@ stream is complete only when it reads that closing line.
 Rows come from the ``sqlite3`` cursor in batches, each fetched in a worker
 thread, and each batch is sent before the next is read, so memory stays flat
 on any result size. The statement runs in a transaction that commits after
-the last row. A client that disconnects rolls it back, and the connection
+the last row. A client that disconnects rolls it back, and so does a client
+that reads nothing for ``ServerLimits.stream_stall_timeout``. The connection
 goes back to the tenant's pool either way. Inside an interactive transaction
 the statement runs in a savepoint on the transaction's connection instead, and
 a client that disconnects rolls back to that savepoint.
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .errors import ApiError
 from .execution import (
@@ -222,10 +223,12 @@ class NDJSONResponse(StreamingResponse):
         first_line: bytes,
         headers: dict[str, str] | None = None,
         *,
+        stall_timeout: float,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._stream = stream
         self._first_line = first_line
+        self._stall_timeout = stall_timeout
         self._on_close = on_close
         super().__init__(self._lines(), headers=headers)
 
@@ -245,8 +248,21 @@ class NDJSONResponse(StreamingResponse):
         yield stream.closing_line()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stall_timeout = self._stall_timeout
+
+        async def send_in_time(message: Message) -> None:
+            # A client that stops reading makes send() wait for buffer room.
+            with anyio.fail_after(stall_timeout):
+                await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_in_time)
+        except TimeoutError:
+            logger.info(
+                "tenant %s: stream closed and rolled back: the client read nothing for %g s",
+                self._stream.tenant,
+                stall_timeout,
+            )
         finally:
             with anyio.CancelScope(shield=True):
                 try:

@@ -155,6 +155,41 @@ def test_disconnect_rolls_back_and_releases_lock(server: LiveServer) -> None:
     assert server.rows("acme", "SELECT count(*) FROM t") == [[1]]
 
 
+def test_stalled_reader_rolls_back_and_releases_lock(start_server: Any) -> None:
+    import socket
+
+    from dorm_sqlalchemy.server import ServerLimits
+
+    live = start_server(limits=ServerLimits(stream_stall_timeout=1.0))
+    live.sql("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    live.sql("acme", "INSERT INTO t SELECT x, printf('%0300d', x) FROM (" + SERIES.format(n=20_000) + ")")
+    body = json.dumps({"sql": "UPDATE t SET v = v || 'x' RETURNING id, v"}).encode()
+    host, port = live.url.removeprefix("http://").rstrip("/").split(":")
+
+    # A client with a small receive buffer that reads one chunk, then nothing.
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect((host, int(port)))
+    client.sendall(
+        b"POST /acme/api/db/query/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + f"Authorization: Bearer {SECRET}\r\nContent-Type: application/json\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    first = client.recv(100)
+    try:
+        started = time.monotonic()
+        write = live.sql("acme", "INSERT INTO t VALUES (-1, 'other writer')")
+        waited = time.monotonic() - started
+    finally:
+        client.close()
+
+    assert first.startswith(b"HTTP/1.1 200")
+    assert write.status_code == 200
+    assert waited < 4
+    assert live.rows("acme", "SELECT count(*) FROM t WHERE v LIKE '%x'") == [[0]]
+
+
 def test_many_abandoned_streams_keep_server_usable(server: LiveServer) -> None:
     for _ in range(20):
         with httpx.Client(
