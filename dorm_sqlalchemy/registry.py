@@ -232,7 +232,7 @@ class Dorm:
                 engine_options=self._engine_options,
             )
             if is_new:
-                logger.info("tenant %s: created (%s)", tenant, self.storage.describe())
+                logger.info("tenant %s: created (%s)", tenant, self.path(tenant) or "memory")
             if self.mirror is not None:
                 entry.on_write = self.mirror.notify
             if upgrade:

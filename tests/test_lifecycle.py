@@ -408,3 +408,12 @@ def test_backup_of_tenant_dropped_meanwhile_raises(dorm: Dorm, tmp_path: Path) -
     with pytest.raises(TenantNotFound):
         lifecycle._copy_database(dorm, "acme", tmp_path / "copy.db")
     assert not dorm.exists("acme")
+
+
+def test_creation_log_names_the_file(dorm: Dorm, caplog) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="dorm_sqlalchemy.registry"):
+        dorm.exec("acme", "SELECT 1")
+
+    assert f"tenant acme: created ({dorm.path('acme')})" in caplog.text
