@@ -203,6 +203,27 @@ def _unguard(connection: sqlite3.Connection) -> None:
     connection.set_progress_handler(None, 0)
 
 
+SEND_PIECE_BYTES = 64 * 1024
+"""Most bytes of one ``send()`` of a stream, the unit of the stall timeout."""
+
+
+def _pieces(message: Message) -> list[Message]:
+    """Split a response body message into messages of at most :data:`SEND_PIECE_BYTES`."""
+    body = message.get("body", b"")
+    if message["type"] != "http.response.body" or len(body) <= SEND_PIECE_BYTES:
+        return [message]
+    more_body = message.get("more_body", False)
+    starts = range(0, len(body), SEND_PIECE_BYTES)
+    return [
+        {
+            "type": "http.response.body",
+            "body": body[start : start + SEND_PIECE_BYTES],
+            "more_body": more_body or start + SEND_PIECE_BYTES < len(body),
+        }
+        for start in starts
+    ]
+
+
 def _line(document: Any) -> bytes:
     return dumps(document) + b"\n"
 
@@ -252,13 +273,16 @@ class NDJSONResponse(StreamingResponse):
 
         async def send_in_time(message: Message) -> None:
             # A client that stops reading makes send() wait for buffer room.
-            with anyio.fail_after(stall_timeout):
-                await send(message)
+            # A batch goes out in pieces, so a slow client that keeps reading
+            # makes progress within the timeout on each piece.
+            for piece in _pieces(message):
+                with anyio.fail_after(stall_timeout):
+                    await send(piece)
 
         try:
             await super().__call__(scope, receive, send_in_time)
         except TimeoutError:
-            logger.info(
+            logger.warning(
                 "tenant %s: stream closed and rolled back: the client read nothing for %g s",
                 self._stream.tenant,
                 stall_timeout,

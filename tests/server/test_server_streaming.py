@@ -190,6 +190,39 @@ def test_stalled_reader_rolls_back_and_releases_lock(start_server: Any) -> None:
     assert live.rows("acme", "SELECT count(*) FROM t WHERE v LIKE '%x'") == [[0]]
 
 
+def test_slow_steady_reader_gets_whole_stream(start_server: Any) -> None:
+    import socket
+
+    from dorm_sqlalchemy.server import ServerLimits
+
+    live = start_server(limits=ServerLimits(stream_stall_timeout=1.0))
+    live.sql("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    live.sql("acme", "INSERT INTO t SELECT x, printf('%04000d', x) FROM (" + SERIES.format(n=600) + ")")
+    body = json.dumps({"sql": "SELECT id, v FROM t"}).encode()
+    host, port = live.url.removeprefix("http://").rstrip("/").split(":")
+
+    # About 1 MB/s: one 2 MB batch takes longer than the stall timeout.
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    client.connect((host, int(port)))
+    client.sendall(
+        b"POST /acme/api/db/query/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + f"Authorization: Bearer {SECRET}\r\nContent-Type: application/json\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    received = bytearray()
+    try:
+        while chunk := client.recv(16384):
+            received += chunk
+            time.sleep(0.016)
+    finally:
+        client.close()
+
+    assert received.count(b'{"row":') == 600
+    assert b'"rowsRead": 600' in received or b'"rowsRead":600' in received
+
+
 def test_many_abandoned_streams_keep_server_usable(server: LiveServer) -> None:
     for _ in range(20):
         with httpx.Client(
