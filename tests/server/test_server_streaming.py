@@ -197,13 +197,14 @@ def test_slow_steady_reader_gets_whole_stream(start_server: Any) -> None:
 
     live = start_server(limits=ServerLimits(stream_stall_timeout=1.0))
     live.sql("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-    live.sql("acme", "INSERT INTO t SELECT x, printf('%04000d', x) FROM (" + SERIES.format(n=600) + ")")
+    live.sql("acme", "INSERT INTO t SELECT x, printf('%016000d', x) FROM (" + SERIES.format(n=520) + ")")
     body = json.dumps({"sql": "SELECT id, v FROM t"}).encode()
     host, port = live.url.removeprefix("http://").rstrip("/").split(":")
 
-    # About 1 MB/s: one 2 MB batch takes longer than the stall timeout.
+    # About 2 MB/s: the first batch of 8 MB takes longer than the stall
+    # timeout to drain, beyond what the sockets' buffers hold.
     client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     client.connect((host, int(port)))
     client.sendall(
         b"POST /acme/api/db/query/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
@@ -213,14 +214,14 @@ def test_slow_steady_reader_gets_whole_stream(start_server: Any) -> None:
     )
     received = bytearray()
     try:
-        while chunk := client.recv(16384):
+        while chunk := client.recv(65536):
             received += chunk
-            time.sleep(0.016)
+            time.sleep(0.032)
     finally:
         client.close()
 
-    assert received.count(b'{"row":') == 600
-    assert b'"rowsRead": 600' in received or b'"rowsRead":600' in received
+    assert received.count(b'{"row":') == 520
+    assert b'"rowsRead": 520' in received or b'"rowsRead":520' in received
 
 
 def test_many_abandoned_streams_keep_server_usable(server: LiveServer) -> None:
