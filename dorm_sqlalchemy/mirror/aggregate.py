@@ -81,6 +81,9 @@ class Batch:
     reset: bool = False
     """Remove every row of the tenant from every aggregate table first."""
 
+    after_seq: int | None = None
+    """The position the batch continues from; ``None`` for a reset batch."""
+
     actions: list[TableAction] = field(default_factory=list)
 
 
@@ -280,6 +283,10 @@ class Aggregate:
                 )
             if int(state[1]) >= batch.last_seq:
                 return False
+            if batch.after_seq is not None and int(state[1]) < batch.after_seq:
+                # An older copy of the aggregate was put back in place: the
+                # entries in between may be pruned, so the tenant is copied whole.
+                raise AggregatePositionBehind(self, batch.tenant, int(state[1]), batch.after_seq)
         else:
             self._purge_tenant(cursor, batch.tenant)
 
@@ -498,6 +505,19 @@ class Aggregate:
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+class AggregatePositionBehind(MirrorError):
+    """An aggregate records an older position for a tenant than the mirror applied."""
+
+    def __init__(self, aggregate: Aggregate, tenant: str, recorded: int, applied: int) -> None:
+        super().__init__(
+            f"aggregate {aggregate.display_url}: tenant {tenant!r} is at outbox entry "
+            f"{recorded}, behind the {applied} this mirror applied (an older copy of the "
+            "aggregate?); the tenant is copied to it whole again",
+            tenant=tenant,
+        )
+        self.aggregate = aggregate
 
 
 class AggregateFileReplaced(MirrorError):

@@ -29,7 +29,14 @@ from pathlib import Path
 from ..errors import MirrorError
 from ..naming import TenantName
 from . import capture
-from .aggregate import Aggregate, AggregateFileReplaced, AttachedTenant, Batch, TableAction
+from .aggregate import (
+    Aggregate,
+    AggregateFileReplaced,
+    AggregatePositionBehind,
+    AttachedTenant,
+    Batch,
+    TableAction,
+)
 from .capture import DROPPED, SNAPSHOT, RowQueries, TableShape
 
 __all__ = ["MirrorWorker", "TenantProgress"]
@@ -190,6 +197,11 @@ class MirrorWorker:
                     self.sync_tenant(tenant)
             except AggregateFileReplaced as error:
                 self._copy_whole(error.aggregate)
+                self._failed(kind, tenant, progress, error)
+            except AggregatePositionBehind as error:
+                key = (id(error.aggregate), tenant)
+                self._positions.pop(key, None)
+                self._whole.add(key)
                 self._failed(kind, tenant, progress, error)
             except Exception as error:  # logged, kept pending and retried
                 self._failed(kind, tenant, progress, error)
@@ -415,7 +427,7 @@ class MirrorWorker:
                 source.cursor, position[1], BATCH_SIZE, schema=source.schema
             )
             if entries:
-                batch = Batch(tenant, state.incarnation, last_seq)
+                batch = Batch(tenant, state.incarnation, last_seq, after_seq=position[1])
                 batch.actions = self._actions_for(state, tenant, position[1], last_seq, tables, source)
                 aggregate.apply_attached(source, batch)
                 position = (state.incarnation, last_seq)
@@ -447,7 +459,7 @@ class MirrorWorker:
 
             last_seq, entries, tables = capture.batch_tables(connection, position[1], BATCH_SIZE)
             if entries:
-                batch = Batch(tenant, state.incarnation, last_seq)
+                batch = Batch(tenant, state.incarnation, last_seq, after_seq=position[1])
                 batch.actions = self._actions_for(state, tenant, position[1], last_seq, tables, None)
                 aggregate.apply(batch)
                 position = (state.incarnation, last_seq)

@@ -197,3 +197,31 @@ def test_older_aggregate_copy_is_caught_up(make_dorm, tmp_path: Path, monkeypatc
     dorm.mirror.flush(10)
 
     assert aggregate_rows(url, "t") == tenant_rows(dorm, "acme", "t")
+
+
+def test_older_copy_written_in_place_is_caught_up(make_dorm, tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    aggregate = tmp_path / "aggregate.db"
+    url = f"sqlite:///{aggregate}"
+    dorm = make_dorm(mirror=url)
+    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    dorm.exec("acme", "INSERT INTO t VALUES (1)")
+    dorm.mirror.flush(10)
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    with sqlite3.connect(aggregate) as source:
+        source.backup(copy)
+    copy.close()
+    for key in range(2, 50):
+        dorm.exec("acme", "INSERT INTO t VALUES (?)", key)
+    dorm.mirror.flush(10)
+    with sqlite3.connect(aggregate) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # As cp does it: the aggregate file keeps its inode.
+    shutil.copyfile(tmp_path / "copy.db", aggregate)
+    dorm.exec("acme", "INSERT INTO t VALUES (50)")
+    dorm.mirror.flush(10)
+
+    assert aggregate_rows(url, "t") == tenant_rows(dorm, "acme", "t")
