@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["SqlApi", "read_body", "request_tenant"]
 
 ROW_FORMATS = ("object", "array")
+
+_Result = TypeVar("_Result")
 
 
 class SqlApi:
@@ -80,14 +83,38 @@ class SqlApi:
         record = await self.transactions.acquire(transaction_id, tenant, _owner(request))
         try:
             with anyio.CancelScope(shield=True):
-                body = await run_in_threadpool(
-                    self._run_raw, tenant, query, token_scope.read_only, record.connection
-                )
+                if record.holds_write_lock or not may_write(
+                    query.statements, is_transaction=False, read_only=token_scope.read_only
+                ):
+                    body = await run_in_threadpool(
+                        self._run_raw, tenant, query, token_scope.read_only, record.connection
+                    )
+                else:
+                    body = await self._first_write(
+                        record,
+                        partial(
+                            self._run_raw, tenant, query, token_scope.read_only, record.connection
+                        ),
+                    )
         except ApiError as error:
             raise _with_transaction_state(error, record) from error
         finally:
             await self.transactions.release(record)
         return Response(body, media_type="application/json")
+
+    async def _first_write(
+        self, record: InteractiveTransaction, run: Callable[[], _Result]
+    ) -> _Result:
+        """Run the first request that may write in a deferred transaction, through the gate."""
+        async with self.write_gates.enter(record.tenant):
+            try:
+                result = await run_in_threadpool(run)
+            except ApiError as error:
+                # Only a request that could not get the lock (503) leaves it free.
+                record.holds_write_lock = error.status != 503
+                raise
+        record.holds_write_lock = True
+        return result
 
     def _run_raw(
         self,
@@ -137,12 +164,15 @@ class SqlApi:
                 rows_as_arrays=rows_as_arrays,
                 connection=None if record is None else record.connection,
             )
+            writes = may_write(
+                query.statements, is_transaction=False, read_only=token_scope.read_only
+            )
             with anyio.CancelScope(shield=record is not None):
-                if record is None and may_write(
-                    query.statements, is_transaction=False, read_only=token_scope.read_only
-                ):
+                if record is None and writes:
                     async with self.write_gates.enter(tenant):
                         first_line = await run_in_threadpool(stream.open)
+                elif record is not None and writes and not record.holds_write_lock:
+                    first_line = await self._first_write(record, stream.open)
                 else:
                     first_line = await run_in_threadpool(stream.open)
         except ApiError as error:

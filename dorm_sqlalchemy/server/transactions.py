@@ -86,6 +86,8 @@ class InteractiveTransaction:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     expires_at: float = 0.0
     ended: bool = False
+    holds_write_lock: bool = True
+    """False for a deferred transaction until a statement that may write has run in it."""
 
     def touch(self) -> None:
         """Restart the idle timeout from now."""
@@ -212,6 +214,7 @@ class TransactionManager:
             idle_timeout=idle_timeout,
             connection=connection,
             resources=resources,
+            holds_write_lock=begin != MODES["deferred"],
         )
 
     async def acquire(self, transaction_id: str, tenant: str, owner: bytes) -> InteractiveTransaction:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import logging
+import re
 
 import anyio
 
@@ -29,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 # First keywords of statements that only read, as far as the gate cares: a
 # statement that writes anyway waits for the lock in its worker thread.
-_READING_KEYWORDS = frozenset({"SELECT", "WITH", "VALUES", "EXPLAIN", "PRAGMA"})
+_READING_KEYWORDS = frozenset({"SELECT", "VALUES", "EXPLAIN", "PRAGMA"})
+_WRITE_WORD = re.compile(r"\b(?:INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
 def may_write(statements: Sequence[Statement], *, is_transaction: bool, read_only: bool) -> bool:
@@ -39,7 +41,16 @@ def may_write(statements: Sequence[Statement], *, is_transaction: bool, read_onl
     if is_transaction:
         # Its BEGIN IMMEDIATE takes the write lock.
         return True
-    return leading_keyword(statements[0].sql) not in _READING_KEYWORDS
+    return any(_statement_may_write(statement.sql) for statement in statements)
+
+
+def _statement_may_write(sql: str) -> bool:
+    keyword = leading_keyword(sql)
+    if keyword == "WITH":
+        # WITH ... INSERT, UPDATE or DELETE writes; a word in a string
+        # literal only makes the request wait its turn.
+        return _WRITE_WORD.search(sql) is not None
+    return keyword not in _READING_KEYWORDS
 
 
 class WriteGates:

@@ -206,9 +206,11 @@ async def test_close_rolls_back_open(dorm: Any) -> None:
     assert count == 0
 
 
-def test_busy_tenant_leaves_threads_for_others(start_server: Any, make_dorm: Any) -> None:
+@pytest.mark.parametrize("writer", ["insert", "with insert", "deferred transaction"])
+def test_busy_tenant_leaves_threads_for_others(
+    start_server: Any, make_dorm: Any, writer: str
+) -> None:
     import concurrent.futures
-    import time
 
     live = start_server(make_dorm(busy_timeout=2))
     for tenant in ("busy", "other"):
@@ -217,7 +219,13 @@ def test_busy_tenant_leaves_threads_for_others(start_server: Any, make_dorm: Any
 
     # More waiting writers than the server has worker threads (40).
     def write_busy() -> int:
-        return live.client.post("/busy/api/db/query/raw", json={"sql": "INSERT INTO t VALUES (1)"}).status_code
+        headers = {}
+        if writer == "deferred transaction":
+            headers[HEADER] = _begin(live, "busy", mode="deferred")
+        sql = "INSERT INTO t VALUES (1)"
+        if writer == "with insert":
+            sql = "WITH one(x) AS (SELECT 1) INSERT INTO t SELECT x FROM one"
+        return live.sql("busy", sql, headers=headers).status_code
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=48) as pool:
         waiting = [pool.submit(write_busy) for _ in range(48)]
