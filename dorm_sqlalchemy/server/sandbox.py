@@ -283,6 +283,8 @@ class Authorizer:
     def __init__(self, *, read_only: bool = False, allow_savepoints: bool = False) -> None:
         self.read_only = read_only
         self.allow_savepoints = allow_savepoints
+        self._dropped_tables: set[str] = set()
+        """Tables this authorizer let a statement drop; their triggers go with them."""
         self.denial: str | None = None
 
     def __call__(
@@ -376,11 +378,16 @@ class Authorizer:
         verb, positions = _SCHEMA_CHANGES[action]
         if self.read_only:
             return f"this token is read-only: {verb} is not allowed"
+        if action == sqlite3.SQLITE_DROP_TRIGGER and (arg2 or "").lower() in self._dropped_tables:
+            # DROP TABLE drops the table's triggers with it, the mirror's included.
+            return None
         arguments = (arg1, arg2)
         for position in positions:
             name = arguments[position]
             if name is not None and _is_internal(name):
                 return _internal_message(verb, name)
+        if action == sqlite3.SQLITE_DROP_TABLE and arg1 is not None:
+            self._dropped_tables.add(arg1.lower())
         if (
             action == sqlite3.SQLITE_CREATE_VTABLE
             and (arg2 or "").lower() not in VIRTUAL_TABLE_MODULES

@@ -47,8 +47,8 @@ def may_write(statements: Sequence[Statement], *, is_transaction: bool, read_onl
 def _statement_may_write(sql: str) -> bool:
     keyword = leading_keyword(sql)
     if keyword == "WITH":
-        # WITH ... INSERT, UPDATE or DELETE writes; a word in a string
-        # literal only makes the request wait its turn.
+        # WITH ... INSERT, UPDATE or DELETE writes. Such a word inside a
+        # string literal only makes the request wait its turn.
         return _WRITE_WORD.search(sql) is not None
     return keyword not in _READING_KEYWORDS
 

@@ -50,3 +50,21 @@ def test_failed_api_transaction_not_mirrored(start_server: Any, make_dorm: Any, 
     dorm.mirror.flush(10)
 
     assert aggregate_rows(aggregate, "SELECT v FROM t") == [("kept",)]
+
+
+def test_api_drops_mirrored_table(start_server: Any, make_dorm: Any, tmp_path: Path) -> None:
+    aggregate = tmp_path / "_aggregate.db"
+    dorm = make_dorm(mirror=f"sqlite:///{aggregate}")
+    server = start_server(dorm)
+    for table in ("t", "kept"):
+        server.sql("acme", f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+        server.sql("acme", f"INSERT INTO {table} VALUES (1)")
+    dorm.mirror.flush(10)
+
+    # DROP TABLE drops the mirror's triggers of the table along with it.
+    response = server.sql("acme", "DROP TABLE t")
+    dorm.mirror.flush(10)
+
+    assert response.status_code == 200, response.text
+    assert aggregate_rows(aggregate, "SELECT * FROM t") == []
+    assert server.sql("acme", "DROP TRIGGER _dorm_mirror_kept_ins").status_code == 403
