@@ -27,6 +27,7 @@ from ..errors import DormError
 from ..registry import Dorm
 from .app import create_app, describe_auth
 from .auth import is_loopback
+from .cors import normalize_origin
 from .protocol import is_decimal
 from .settings import ServerLimits, TokenScope
 
@@ -103,6 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cors-origin",
         dest="cors_origins",
         action="append",
+        type=_cors_origin,
         metavar="ORIGIN",
         default=None,
         help="origin whose pages may call the API from a browser, or '*' for any; repeat "
@@ -315,6 +317,15 @@ def _port(value: str) -> int:
     if not is_decimal(value) or not 0 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {value!r}: give an integer from 0 to 65535")
     return int(value)
+
+
+def _cors_origin(value: str) -> str:
+    if value == "*":
+        return value
+    try:
+        return normalize_origin(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive_int(value: str) -> int:

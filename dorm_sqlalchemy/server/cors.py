@@ -18,15 +18,48 @@ change the tenants of a server on the user's machine.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CORSMiddleware", "CorsPolicy"]
+__all__ = ["CORSMiddleware", "CorsPolicy", "normalize_origin"]
 
 ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Starbase-Source, X-Data-Source, X-Dorm-Transaction"
 EXPOSED_HEADERS = "WWW-Authenticate, Retry-After"
 PREFLIGHT_MAX_AGE = "86400"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(origin: str) -> str:
+    """Return ``origin`` as browsers send it: lower case, without a default port or a slash.
+
+    Raises ValueError for anything but ``http(s)://host[:port]``.
+    """
+    fix = "give scheme://host[:port], such as https://studio.outerbase.com"
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"invalid CORS origin {origin!r}: {fix}") from None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise ValueError(f"invalid CORS origin {origin!r}: {fix}")
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 class CorsPolicy:
@@ -36,7 +69,7 @@ class CorsPolicy:
         if isinstance(origins, str):
             origins = [origins]
         self.any_origin = "*" in origins
-        self.origins = frozenset(origins)
+        self.origins = frozenset(normalize_origin(origin) for origin in origins if origin != "*")
         self._raw_any_origin = _raw(self.headers(None)) if self.any_origin else None
 
     def allows(self, origin: str | None) -> bool:

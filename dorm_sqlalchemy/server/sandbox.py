@@ -284,7 +284,7 @@ class Authorizer:
         self.read_only = read_only
         self.allow_savepoints = allow_savepoints
         self._dropped_tables: set[str] = set()
-        """Tables this authorizer let a statement drop; their triggers go with them."""
+        """Tables this authorizer let a statement drop, whose triggers go with them."""
         self.denial: str | None = None
 
     def __call__(

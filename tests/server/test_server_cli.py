@@ -350,3 +350,23 @@ def test_serve_root_from_environment(tmp_path: Path) -> None:
     process.stderr.close()
 
     assert str(tmp_path / "from-env") in first_line
+
+
+def test_invalid_cors_origin_is_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    with pytest.raises(SystemExit) as raised:
+        parser.parse_args(["--cors-origin", "studio.outerbase.com"])
+
+    assert raised.value.code == 2
+    assert "invalid CORS origin 'studio.outerbase.com'" in capsys.readouterr().err
+
+
+def test_cors_origin_written_as_browsers_send_it() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    args = parser.parse_args(["--cors-origin", "HTTP://App.Example:80/", "--cors-origin", "*"])
+
+    assert args.cors_origins == ["http://app.example", "*"]

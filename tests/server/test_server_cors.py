@@ -61,3 +61,21 @@ async def test_cors_adds_origin_to_application_vary() -> None:
     headers = await _response_headers(["https://app.example"], b"https://other.example")
 
     assert _values(headers, b"vary") == [b"Accept-Encoding, Origin"]
+
+
+@pytest.mark.parametrize(
+    ("configured", "sent"),
+    [
+        ("http://App.example/", "http://app.example"),
+        ("https://studio.example:443", "https://studio.example"),
+        ("http://[::1]:8787", "http://[::1]:8787"),
+    ],
+)
+def test_configured_origin_matches_browser_spelling(configured: str, sent: str) -> None:
+    assert CorsPolicy([configured]).allows(sent)
+
+
+@pytest.mark.parametrize("origin", ["studio.example", "ftp://x.example", "https://x.example/app", "null"])
+def test_invalid_origin_rejected(origin: str) -> None:
+    with pytest.raises(ValueError, match="invalid CORS origin"):
+        CorsPolicy([origin])
