@@ -234,19 +234,19 @@ class SettingsWatch:
 
     def pop_schema_changed(self, dbapi_connection: Any) -> bool:
         """Tell whether ``dbapi_connection`` prepared a table change, and forget it."""
-        key = id(dbapi_connection)
-        if key in self.schema_changed:
-            self.schema_changed.discard(key)
-            return True
-        return False
+        return _pop(self.schema_changed, dbapi_connection)
 
     def pop_changed(self, dbapi_connection: Any) -> bool:
         """Tell whether ``dbapi_connection`` ran a setting PRAGMA, and forget it."""
-        key = id(dbapi_connection)
-        if key in self.changed:
-            self.changed.discard(key)
-            return True
-        return False
+        return _pop(self.changed, dbapi_connection)
+
+
+def _pop(connections: set[int], dbapi_connection: Any) -> bool:
+    key = id(dbapi_connection)
+    if key in connections:
+        connections.discard(key)
+        return True
+    return False
 
 
 # Authorizer actions of statements that create, alter or drop a table.

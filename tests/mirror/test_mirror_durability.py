@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,9 +168,22 @@ def test_deleted_aggregate_file_is_filled_again(make_dorm, tmp_path: Path) -> No
     assert aggregate_rows(url, "t") == tenant_rows(dorm, "acme", "t") + tenant_rows(dorm, "globex", "t")
 
 
-def test_older_aggregate_copy_is_caught_up(make_dorm, tmp_path: Path, monkeypatch) -> None:
+def _mirrored_with_copy(make_dorm, aggregate: Path, copy_path: Path) -> Any:
+    """Return a registry that mirrored one row of tenant acme, with a copy of its aggregate at ``copy_path``."""
     import sqlite3
 
+    dorm = make_dorm(mirror=f"sqlite:///{aggregate}")
+    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    dorm.exec("acme", "INSERT INTO t VALUES (1)")
+    dorm.mirror.flush(10)
+    copy = sqlite3.connect(copy_path)
+    with sqlite3.connect(aggregate) as source:
+        source.backup(copy)
+    copy.close()
+    return dorm
+
+
+def test_older_aggregate_copy_is_caught_up(make_dorm, tmp_path: Path, monkeypatch) -> None:
     from dorm_sqlalchemy.mirror import worker
 
     # Prune after every batch, so the entries the old copy lacks are gone.
@@ -177,14 +191,7 @@ def test_older_aggregate_copy_is_caught_up(make_dorm, tmp_path: Path, monkeypatc
     monkeypatch.setattr(worker, "PRUNE_INTERVAL", 0.0)
     aggregate = tmp_path / "aggregate.db"
     url = f"sqlite:///{aggregate}"
-    dorm = make_dorm(mirror=url)
-    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
-    dorm.exec("acme", "INSERT INTO t VALUES (1)")
-    dorm.mirror.flush(10)
-    copy = sqlite3.connect(tmp_path / "copy.db")
-    with sqlite3.connect(aggregate) as source:
-        source.backup(copy)
-    copy.close()
+    dorm = _mirrored_with_copy(make_dorm, aggregate, tmp_path / "copy.db")
     for key in (2, 3, 4):
         dorm.exec("acme", "INSERT INTO t VALUES (?)", key)
         dorm.mirror.flush(10)
@@ -205,14 +212,7 @@ def test_older_copy_written_in_place_is_caught_up(make_dorm, tmp_path: Path) -> 
 
     aggregate = tmp_path / "aggregate.db"
     url = f"sqlite:///{aggregate}"
-    dorm = make_dorm(mirror=url)
-    dorm.exec("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
-    dorm.exec("acme", "INSERT INTO t VALUES (1)")
-    dorm.mirror.flush(10)
-    copy = sqlite3.connect(tmp_path / "copy.db")
-    with sqlite3.connect(aggregate) as source:
-        source.backup(copy)
-    copy.close()
+    dorm = _mirrored_with_copy(make_dorm, aggregate, tmp_path / "copy.db")
     for key in range(2, 50):
         dorm.exec("acme", "INSERT INTO t VALUES (?)", key)
     dorm.mirror.flush(10)

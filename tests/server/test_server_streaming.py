@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +16,8 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+
+from dorm_sqlalchemy.server import ServerLimits
 
 from .conftest import SECRET, LiveServer
 
@@ -155,27 +158,29 @@ def test_disconnect_rolls_back_and_releases_lock(server: LiveServer) -> None:
     assert server.rows("acme", "SELECT count(*) FROM t") == [[1]]
 
 
-def test_stalled_reader_rolls_back_and_releases_lock(start_server: Any) -> None:
-    import socket
-
-    from dorm_sqlalchemy.server import ServerLimits
-
-    live = start_server(limits=ServerLimits(stream_stall_timeout=1.0))
-    live.sql("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-    live.sql("acme", "INSERT INTO t SELECT x, printf('%0300d', x) FROM (" + SERIES.format(n=20_000) + ")")
-    body = json.dumps({"sql": "UPDATE t SET v = v || 'x' RETURNING id, v"}).encode()
+def _open_raw_stream(live: LiveServer, sql: str, receive_buffer: int) -> socket.socket:
+    """Send a /query/stream request on a socket with a small receive buffer; return the socket."""
     host, port = live.url.removeprefix("http://").rstrip("/").split(":")
-
-    # A client with a small receive buffer that reads one chunk, then nothing.
+    body = json.dumps({"sql": sql}).encode()
     client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     client.connect((host, int(port)))
     client.sendall(
-        b"POST /acme/api/db/query/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"POST /acme/api/db/query/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         + f"Authorization: Bearer {SECRET}\r\nContent-Type: application/json\r\n".encode()
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
+    return client
+
+
+def test_stalled_reader_rolls_back_and_releases_lock(start_server: Any) -> None:
+    live = start_server(limits=ServerLimits(stream_stall_timeout=1.0))
+    live.sql("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    live.sql("acme", "INSERT INTO t SELECT x, printf('%0300d', x) FROM (" + SERIES.format(n=20_000) + ")")
+
+    # A client that reads one chunk, then nothing.
+    client = _open_raw_stream(live, "UPDATE t SET v = v || 'x' RETURNING id, v", 4096)
     first = client.recv(100)
     try:
         started = time.monotonic()
@@ -191,27 +196,13 @@ def test_stalled_reader_rolls_back_and_releases_lock(start_server: Any) -> None:
 
 
 def test_slow_steady_reader_gets_whole_stream(start_server: Any) -> None:
-    import socket
-
-    from dorm_sqlalchemy.server import ServerLimits
-
     live = start_server(limits=ServerLimits(stream_stall_timeout=1.0))
     live.sql("acme", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     live.sql("acme", "INSERT INTO t SELECT x, printf('%016000d', x) FROM (" + SERIES.format(n=520) + ")")
-    body = json.dumps({"sql": "SELECT id, v FROM t"}).encode()
-    host, port = live.url.removeprefix("http://").rstrip("/").split(":")
 
     # About 2 MB/s: the first batch of 8 MB takes longer than the stall
     # timeout to drain, beyond what the sockets' buffers hold.
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    client.connect((host, int(port)))
-    client.sendall(
-        b"POST /acme/api/db/query/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        + f"Authorization: Bearer {SECRET}\r\nContent-Type: application/json\r\n".encode()
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
+    client = _open_raw_stream(live, "SELECT id, v FROM t", 65536)
     received = bytearray()
     try:
         while chunk := client.recv(65536):
