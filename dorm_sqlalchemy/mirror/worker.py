@@ -375,13 +375,20 @@ class MirrorWorker:
         key = (id(aggregate), tenant)
         while True:
             position = self._positions.get(key)
+            # A position read from the aggregate may predate pruned entries
+            # (an older copy put back); one this worker applied cannot.
+            check_gap = position is None
             if position is None and key not in self._whole:
                 position = aggregate.position(tenant)
             try:
                 if aggregate.can_attach and state.path is not None:
-                    position, entries = self._attached_pass(state, tenant, aggregate, position)
+                    position, entries = self._attached_pass(
+                        state, tenant, aggregate, position, check_gap
+                    )
                 else:
-                    position, entries = self._connection_pass(state, tenant, aggregate, position)
+                    position, entries = self._connection_pass(
+                        state, tenant, aggregate, position, check_gap
+                    )
             except BaseException:
                 self._positions.pop(key, None)
                 raise
@@ -398,7 +405,12 @@ class MirrorWorker:
                 return position[1]
 
     def _attached_pass(
-        self, state: _TenantState, tenant: TenantName, aggregate: Aggregate, position: tuple[str, int] | None
+        self,
+        state: _TenantState,
+        tenant: TenantName,
+        aggregate: Aggregate,
+        position: tuple[str, int] | None,
+        check_gap: bool,
     ) -> tuple[tuple[str, int] | None, int]:
         """Run one batch through the tenant attached to ``aggregate``; return the new position and entries.
 
@@ -415,7 +427,10 @@ class MirrorWorker:
             if (
                 position is None
                 or position[0] != state.incarnation
-                or capture.entries_pruned_after(source.cursor, position[1], schema=source.schema)
+                or (
+                    check_gap
+                    and capture.entries_pruned_after(source.cursor, position[1], schema=source.schema)
+                )
             ):
                 last = source.execute(f"SELECT max(seq) FROM {prefix}.{capture.OUTBOX}").fetchone()[0]
                 batch = self._snapshot_batch(state, tenant, int(last or 0), source)
@@ -434,7 +449,12 @@ class MirrorWorker:
         return position, entries
 
     def _connection_pass(
-        self, state: _TenantState, tenant: TenantName, aggregate: Aggregate, position: tuple[str, int] | None
+        self,
+        state: _TenantState,
+        tenant: TenantName,
+        aggregate: Aggregate,
+        position: tuple[str, int] | None,
+        check_gap: bool,
     ) -> tuple[tuple[str, int] | None, int]:
         """Run one batch read on the tenant's own connection; return the new position and entries.
 
@@ -449,7 +469,7 @@ class MirrorWorker:
             if (
                 position is None
                 or position[0] != state.incarnation
-                or capture.entries_pruned_after(connection, position[1])
+                or (check_gap and capture.entries_pruned_after(connection, position[1]))
             ):
                 last, _, _ = capture.outbox_state(connection)
                 batch = self._snapshot_batch(state, tenant, last, None)
