@@ -219,7 +219,7 @@ class TenantSession(Session):
         # merge(load=False) registers the merged object under the given
         # object's identity key, which must carry the tenant so that an object
         # this session already has is found. Cascaded merges pass here too.
-        # An object that another session holds keeps its key for that session.
+        # An object attached to another session keeps its key for that session.
         if state.session is None:
             _adopt(self, state)
         merged = super()._merge(state, state_dict, **options)

@@ -20,9 +20,10 @@ sends a request runs in the connection's own worker thread: execute,
 fetching from a server-side cursor, commit, rollback and close. So the event
 loop does not wait on the network. The exception is a connection that the
 garbage collector finds unclosed: SQLAlchemy terminates it outside the event
-loop, and closing it rolls back its transaction in the calling thread. A
-connection runs one call at a time, so cancelling a task while its
-statement is in flight does not stop the request; the next call on that
+loop, and closing it rolls back its transaction in the calling thread.
+
+A connection runs one call at a time. Cancelling a task while its statement
+is in flight therefore does not stop the request, and the next call on that
 connection waits for it to finish.
 
 Each connection has a thread of its own because, in asyncio's shared

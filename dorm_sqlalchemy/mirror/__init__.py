@@ -205,7 +205,7 @@ class Mirror:
     def _applied_in(self, positions: dict[str, tuple[str, int]] | None, tenant: str) -> int:
         """Return the last entry of ``tenant`` applied to an aggregate, given its positions."""
         if positions is None:
-            # The aggregate could not be read: this process knows what it applied.
+            # The aggregate could not be read, so count from what this process applied.
             return self._worker.applied.get(tenant, 0)
         if tenant in positions:
             return positions[tenant][1]

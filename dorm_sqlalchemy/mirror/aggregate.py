@@ -82,7 +82,7 @@ class Batch:
     """Remove every row of the tenant from every aggregate table first."""
 
     after_seq: int | None = None
-    """The position the batch continues from; ``None`` for a reset batch."""
+    """The position the batch continues from, or ``None`` for a reset batch."""
 
     actions: list[TableAction] = field(default_factory=list)
 

@@ -424,14 +424,7 @@ class MirrorWorker:
                 return None, 0
             if source.fresh:
                 _check_attached_file(state, tenant, source)
-            if (
-                position is None
-                or position[0] != state.incarnation
-                or (
-                    check_gap
-                    and capture.entries_pruned_after(source.cursor, position[1], schema=source.schema)
-                )
-            ):
+            if _needs_whole_copy(state, position, check_gap, source.cursor, source.schema):
                 last = source.execute(f"SELECT max(seq) FROM {prefix}.{capture.OUTBOX}").fetchone()[0]
                 batch = self._snapshot_batch(state, tenant, int(last or 0), source)
                 aggregate.apply_attached(source, batch)
@@ -466,11 +459,7 @@ class MirrorWorker:
             version = connection.execute("PRAGMA schema_version").fetchone()[0]
             if version != state.schema_version:
                 return None, 0
-            if (
-                position is None
-                or position[0] != state.incarnation
-                or (check_gap and capture.entries_pruned_after(connection, position[1]))
-            ):
+            if _needs_whole_copy(state, position, check_gap, connection, "main"):
                 last, _, _ = capture.outbox_state(connection)
                 batch = self._snapshot_batch(state, tenant, last, None)
                 aggregate.apply(batch)
@@ -543,6 +532,22 @@ class MirrorWorker:
                 rows = reader.execute(queries.changed, parameters).fetchall()
                 actions.append(TableAction(shape, table, rows=rows, removed=removed))
         return actions
+
+
+def _needs_whole_copy(
+    state: _TenantState,
+    position: tuple[str, int] | None,
+    check_gap: bool,
+    reader: sqlite3.Connection | sqlite3.Cursor,
+    schema: str,
+) -> bool:
+    """Tell whether the tenant must be copied whole instead of from ``position`` on.
+
+    ``reader`` reads the tenant's outbox, whose database is ``schema`` on it.
+    """
+    if position is None or position[0] != state.incarnation:
+        return True
+    return check_gap and capture.entries_pruned_after(reader, position[1], schema=schema)
 
 
 def _check_attached_file(state: _TenantState, tenant: TenantName, source: AttachedTenant) -> None:

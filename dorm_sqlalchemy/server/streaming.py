@@ -204,7 +204,7 @@ def _unguard(connection: sqlite3.Connection) -> None:
 
 
 SEND_PIECE_BYTES = 64 * 1024
-"""Most bytes of one ``send()`` of a stream, the unit of the stall timeout."""
+"""The largest body of one ``send()`` of a stream, the unit that the stall timeout covers."""
 
 
 def _pieces(message: Message) -> list[Message]:

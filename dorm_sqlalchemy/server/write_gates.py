@@ -28,8 +28,8 @@ __all__ = ["WriteGates", "may_write"]
 
 logger = logging.getLogger(__name__)
 
-# First keywords of statements that only read, as far as the gate cares: a
-# statement that writes anyway waits for the lock in its worker thread.
+# First keywords of statements that only read. A statement that starts with
+# one of them and writes anyway still waits for the lock, in its worker thread.
 _READING_KEYWORDS = frozenset({"SELECT", "VALUES", "EXPLAIN", "PRAGMA"})
 _WRITE_WORD = re.compile(r"\b(?:INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 

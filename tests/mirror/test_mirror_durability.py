@@ -151,7 +151,7 @@ def test_status_reports_unreadable_aggregate(make_dorm, tmp_path: Path) -> None:
     assert "could not be read" in status.last_error
 
 
-def test_deleted_aggregate_file_is_filled_again(make_dorm, tmp_path: Path) -> None:
+def test_deleted_aggregate_file_refilled(make_dorm, tmp_path: Path) -> None:
     aggregate = tmp_path / "aggregate.db"
     url = f"sqlite:///{aggregate}"
     dorm = make_dorm(mirror=url)
@@ -183,7 +183,7 @@ def _mirrored_with_copy(make_dorm, aggregate: Path, copy_path: Path) -> Any:
     return dorm
 
 
-def test_older_aggregate_copy_is_caught_up(make_dorm, tmp_path: Path, monkeypatch) -> None:
+def test_older_aggregate_copy_caught_up(make_dorm, tmp_path: Path, monkeypatch) -> None:
     from dorm_sqlalchemy.mirror import worker
 
     # Prune after every batch, so the entries the old copy lacks are gone.
@@ -206,7 +206,7 @@ def test_older_aggregate_copy_is_caught_up(make_dorm, tmp_path: Path, monkeypatc
     assert aggregate_rows(url, "t") == tenant_rows(dorm, "acme", "t")
 
 
-def test_older_copy_written_in_place_is_caught_up(make_dorm, tmp_path: Path) -> None:
+def test_copy_written_in_place_caught_up(make_dorm, tmp_path: Path) -> None:
     import shutil
     import sqlite3
 
